@@ -1,0 +1,73 @@
+"""Real-time factor of `moodlens analyze`: analysis seconds / media seconds.
+
+    .venv/bin/python bench/realtime_factor.py [--threads N] [--repeat R] [PATH ...]
+
+With no paths, it measures the demo video and the 11 MELD test clips in ../shared (where
+present). Model loading is timed once, apart; each file is then analysed R times and the
+median is kept, so the figure is the steady-state cost a batch or server sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "examples" / "demo.mp4"
+MELD_CLIPS = ROOT.parent / "shared" / "data" / "meld" / "media" / "test"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="*", type=Path)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    os.environ["MOODLENS_THREADS"] = str(args.threads)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+    import torch
+
+    from moodlens.models.face import load_face_expert
+    from moodlens.models.text import load_text_expert
+    from moodlens.pipeline import analyze
+    from moodlens.utterances import _whisper
+
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    load_text_expert()
+    load_face_expert()
+    _whisper("tiny.en", "cpu", "int8")
+    load_seconds = time.perf_counter() - start
+
+    groups: dict[str, list[Path]] = {}
+    if args.paths:
+        groups["given"] = args.paths
+    else:
+        groups["demo"] = [DEMO]
+        clips = sorted(MELD_CLIPS.glob("*.mp4"))
+        if clips:
+            groups["MELD test clips"] = clips
+        else:
+            print(f"(skipping MELD clips: {MELD_CLIPS} is absent)")
+
+    print(f"CPU threads {args.threads}; model loading {load_seconds:.2f} s (once per process)")
+    print(f"{'group':<16} {'files':>5} {'media s':>8} {'analysis s':>10} {'RTF':>6}")
+    for name, paths in groups.items():
+        media = spent = 0.0
+        for path in paths:
+            runs = []
+            for _ in range(args.repeat):
+                begin = time.perf_counter()
+                analysis = analyze(path)
+                runs.append(time.perf_counter() - begin)
+            media += analysis.media["duration"]
+            spent += statistics.median(runs)
+        print(f"{name:<16} {len(paths):>5} {media:>8.2f} {spent:>10.2f} {spent / media:>6.3f}")
+
+
+if __name__ == "__main__":
+    main()

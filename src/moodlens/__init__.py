@@ -1,0 +1,39 @@
+"""moodlens: how a video feels, per utterance, from text, face and voice.
+
+    import moodlens
+    analysis = moodlens.analyze("ad.mp4")
+    print(analysis.summary.dominant_emotion)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from moodlens.analysis import Analysis
+
+__all__ = ["Analysis", "AnalyzeOptions", "__version__", "analyze"]
+
+
+def analyze(path: str | Path, **options: Any) -> Analysis:
+    """Analyse one media file. Keyword options are AnalyzeOptions fields (fps, transcript, ...)."""
+    from moodlens.pipeline import AnalyzeOptions
+    from moodlens.pipeline import analyze as run
+
+    return run(path, AnalyzeOptions(**options))
+
+
+def __getattr__(name: str) -> Any:
+    # Heavy imports (torch, transformers) wait until they are needed, so `moodlens --help` is quick.
+    if name == "Analysis":
+        from moodlens.analysis import Analysis
+
+        return Analysis
+    if name == "AnalyzeOptions":
+        from moodlens.pipeline import AnalyzeOptions
+
+        return AnalyzeOptions
+    raise AttributeError(name)

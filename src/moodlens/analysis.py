@@ -1,0 +1,146 @@
+"""The Analysis: one versioned, JSON-serialisable object that every writer reads."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = "1.0"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "analysis-v1.json"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A distribution over labels and its top label."""
+
+    label: str
+    score: float
+    probabilities: dict[str, float]
+
+    @classmethod
+    def from_probabilities(cls, labels: tuple[str, ...], probs: Any) -> Prediction:
+        values = [float(p) for p in probs]
+        total = sum(values)
+        values = [v / total for v in values] if total > 0 else values
+        best = max(range(len(values)), key=values.__getitem__)
+        return cls(labels[best], round(values[best], 6),
+                   {k: round(v, 6) for k, v in zip(labels, values, strict=True)})
+
+
+@dataclass(frozen=True)
+class ModalityResult:
+    """One expert's view of one utterance. `coverage` in [0, 1] scales its fusion weight."""
+
+    emotion: Prediction
+    sentiment: Prediction
+    coverage: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class UtteranceResult:
+    index: int
+    start: float
+    end: float
+    text: str
+    speaker: str | None
+    source: str
+    emotion: Prediction | None
+    sentiment: Prediction | None
+    modalities_used: list[str]
+    per_modality: dict[str, ModalityResult]
+
+
+@dataclass(frozen=True)
+class SentimentPoint:
+    start: float
+    end: float
+    score: float
+
+
+@dataclass(frozen=True)
+class Summary:
+    utterance_count: int
+    speaking_time: float
+    emotion_share: dict[str, float]
+    dominant_emotion: str | None
+    sentiment_score: float | None
+    sentiment_timeline: list[SentimentPoint]
+
+
+@dataclass(frozen=True)
+class ModalityInfo:
+    available: bool
+    model: str | None
+    trained_on: str | None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    media: dict[str, Any]
+    settings: dict[str, Any]
+    modalities: dict[str, ModalityInfo]
+    utterances: list[UtteranceResult]
+    summary: Summary
+    notes: list[str]
+    moodlens_version: str
+    created_at: str
+    schema_version: str = SCHEMA_VERSION
+
+    @property
+    def name(self) -> str:
+        return Path(self.media["path"]).stem
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Analysis:
+        def prediction(raw: dict[str, Any] | None) -> Prediction | None:
+            return Prediction(**raw) if raw else None
+
+        def modality(raw: dict[str, Any]) -> ModalityResult:
+            return ModalityResult(Prediction(**raw["emotion"]), Prediction(**raw["sentiment"]),
+                                  raw["coverage"], raw.get("detail", {}))
+
+        utterances = [
+            UtteranceResult(
+                **{k: v for k, v in u.items() if k not in ("emotion", "sentiment", "per_modality")},
+                emotion=prediction(u["emotion"]),
+                sentiment=prediction(u["sentiment"]),
+                per_modality={k: modality(v) for k, v in u["per_modality"].items()},
+            )
+            for u in data["utterances"]
+        ]
+        raw_summary = dict(data["summary"])
+        raw_summary["sentiment_timeline"] = [SentimentPoint(**p) for p in raw_summary["sentiment_timeline"]]
+        return cls(
+            media=data["media"],
+            settings=data["settings"],
+            modalities={k: ModalityInfo(**v) for k, v in data["modalities"].items()},
+            utterances=utterances,
+            summary=Summary(**raw_summary),
+            notes=list(data["notes"]),
+            moodlens_version=data["moodlens_version"],
+            created_at=data["created_at"],
+            schema_version=data["schema_version"],
+        )
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+
+
+def validate(data: dict[str, Any]) -> None:
+    """Raise jsonschema.ValidationError when `data` is not a valid Analysis document."""
+    import jsonschema
+
+    jsonschema.validate(data, schema())

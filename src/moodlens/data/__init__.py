@@ -1,0 +1,1 @@
+"""Datasets: MELD annotation files."""

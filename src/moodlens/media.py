@@ -1,0 +1,251 @@
+"""Media input: probe a file, stream its audio as 16 kHz mono, stream frames at N fps.
+
+Everything here streams: neither the audio nor the frames of a whole video are ever held
+in memory, so a two-hour file costs what a two-minute one does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+
+from moodlens.errors import InvalidMediaError, NoMediaError
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+MEDIA_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".flv", ".wmv", ".mpg", ".mpeg", ".ts",
+     ".3gp", ".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".opus", ".wma"}
+)
+# FFmpeg opens still images as one-frame "videos"; they are not something to analyse.
+_IMAGE_FORMATS = frozenset({"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "gif", "webp_pipe",
+                            "tiff_pipe", "svg_pipe", "gif_pipe"})
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    path: str
+    container: str
+    duration: float
+    size_bytes: int
+    has_audio: bool
+    has_video: bool
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    rotation: int = 0
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    audio_sample_rate: int | None = None
+    audio_channels: int | None = None
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One sampled video frame: RGB uint8, already rotated for display."""
+
+    time: float
+    image: np.ndarray
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise InvalidMediaError(path, "file not found")
+    if path.is_dir():
+        raise InvalidMediaError(path, "is a folder, not a media file")
+    if path.stat().st_size == 0:
+        raise InvalidMediaError(path, "file is empty")
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    _check_file(path)
+    try:
+        container = av.open(str(path), mode="r", metadata_errors="ignore")
+    except av.error.FFmpegError as err:
+        raise InvalidMediaError(path, f"not a readable media file ({_ffmpeg_reason(err)})") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise InvalidMediaError(path, f"cannot be opened ({err})") from err
+    if container.format.name in _IMAGE_FORMATS:
+        container.close()
+        raise InvalidMediaError(path, "is a still image, not audio or video")
+    return container
+
+
+def _ffmpeg_reason(err: Exception) -> str:
+    text = getattr(err, "strerror", None) or str(err)
+    return text.split(":")[0].strip() if text else type(err).__name__
+
+
+def probe(path: str | Path) -> MediaInfo:
+    """Read container and stream metadata without decoding. Raises InvalidMediaError."""
+    path = Path(path)
+    with _open(path) as container:
+        video = container.streams.video[0] if container.streams.video else None
+        audio = container.streams.audio[0] if container.streams.audio else None
+        if video is None and audio is None:
+            raise InvalidMediaError(path, "has no audio or video stream")
+        duration = _duration(container)
+        if duration <= 0:
+            raise InvalidMediaError(path, "has no decodable duration (truncated or corrupt?)")
+        info = MediaInfo(
+            path=str(path),
+            container=container.format.name,
+            duration=duration,
+            size_bytes=path.stat().st_size,
+            has_audio=audio is not None,
+            has_video=video is not None,
+            width=video.codec_context.width if video else None,
+            height=video.codec_context.height if video else None,
+            fps=float(video.average_rate) if video and video.average_rate else None,
+            rotation=_stream_rotation(video) if video else 0,
+            video_codec=video.codec_context.name if video else None,
+            audio_codec=audio.codec_context.name if audio else None,
+            audio_sample_rate=audio.rate if audio else None,
+            audio_channels=audio.channels if audio else None,
+        )
+    return info
+
+
+def _duration(container: av.container.InputContainer) -> float:
+    if container.duration:
+        return container.duration / av.time_base
+    best = 0.0
+    for stream in container.streams:
+        if stream.duration and stream.time_base:
+            best = max(best, float(stream.duration * stream.time_base))
+    return best
+
+
+def _stream_rotation(stream: av.video.stream.VideoStream) -> int:
+    # The rotation lives in the display matrix, which PyAV exposes on decoded frames only.
+    try:
+        frame = next(iter(stream.container.decode(stream)))
+    except (StopIteration, av.error.FFmpegError):
+        return 0
+    return round(getattr(frame, "rotation", 0) or 0)
+
+
+def iter_audio(
+    path: str | Path, chunk_seconds: float = 300.0, notes: list[str] | None = None
+) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield (offset_seconds, samples) chunks of 16 kHz mono float32 audio.
+
+    A decode error after some audio was read ends the stream with a note, so a truncated
+    file still gives what it has; an error before any audio is an InvalidMediaError.
+    """
+    path = Path(path)
+    chunk_len = int(chunk_seconds * SAMPLE_RATE)
+    with _open(path) as container:
+        if not container.streams.audio:
+            raise InvalidMediaError(path, "has no audio stream")
+        stream = container.streams.audio[0]
+        stream.thread_type = "AUTO"
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        pending: list[np.ndarray] = []
+        pending_len = 0
+        offset = 0
+        produced = False
+
+        def resampled(frame: av.AudioFrame | None) -> Iterator[np.ndarray]:
+            for out in resampler.resample(frame):
+                yield out.to_ndarray().reshape(-1)
+
+        try:
+            for frame in container.decode(stream):
+                for samples in resampled(frame):
+                    pending.append(samples)
+                    pending_len += samples.size
+                    while pending_len >= chunk_len:
+                        joined = np.concatenate(pending)
+                        yield offset / SAMPLE_RATE, joined[:chunk_len]
+                        produced = True
+                        offset += chunk_len
+                        rest = joined[chunk_len:]
+                        pending, pending_len = ([rest], rest.size) if rest.size else ([], 0)
+            pending.extend(resampled(None))
+        except av.error.FFmpegError as err:
+            if not produced and not pending:
+                raise InvalidMediaError(path, f"audio cannot be decoded ({_ffmpeg_reason(err)})") from err
+            _note(notes, f"audio decoding stopped early at {offset / SAMPLE_RATE:.1f}s: "
+                         f"{_ffmpeg_reason(err)}")
+        if pending:
+            yield offset / SAMPLE_RATE, np.concatenate(pending).astype(np.float32, copy=False)
+
+
+def read_audio(path: str | Path) -> np.ndarray:
+    """The whole audio track as 16 kHz mono float32. For short clips and tests only."""
+    chunks = [samples for _, samples in iter_audio(path)]
+    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+
+
+def sample_frames(
+    path: str | Path,
+    fps: float = 2.0,
+    max_side: int = 640,
+    notes: list[str] | None = None,
+) -> Iterator[Frame]:
+    """Yield frames at about `fps` per second, scaled so the longer side is <= max_side."""
+    if fps <= 0:
+        raise ValueError("fps must be positive")
+    path = Path(path)
+    step = 1.0 / fps
+    with _open(path) as container:
+        if not container.streams.video:
+            raise InvalidMediaError(path, "has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        next_time = 0.0
+        produced = False
+        index = 0
+        rate = float(stream.average_rate) if stream.average_rate else 25.0
+        try:
+            for frame in container.decode(stream):
+                time = float(frame.time) if frame.time is not None else index / rate
+                index += 1
+                if time + 1e-6 < next_time:
+                    continue
+                next_time = time + step
+                produced = True
+                yield Frame(time=time, image=_to_rgb(frame, max_side))
+        except av.error.FFmpegError as err:
+            if not produced:
+                raise InvalidMediaError(path, f"video cannot be decoded ({_ffmpeg_reason(err)})") from err
+            _note(notes, f"video decoding stopped early at {next_time:.1f}s: {_ffmpeg_reason(err)}")
+
+
+def _to_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
+    scale = min(1.0, max_side / max(frame.width, frame.height))
+    width = max(2, round(frame.width * scale / 2) * 2)
+    height = max(2, round(frame.height * scale / 2) * 2)
+    image = frame.to_ndarray(width=width, height=height, format="rgb24")
+    quarter_turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+    if quarter_turns:
+        image = np.ascontiguousarray(np.rot90(image, k=quarter_turns))
+    return image
+
+
+def _note(notes: list[str] | None, message: str) -> None:
+    log.warning(message)
+    if notes is not None:
+        notes.append(message)
+
+
+def expand_path(path: str | Path) -> list[Path]:
+    """A file stays itself; a folder becomes its media files, or raises NoMediaError.
+
+    A named file passes through whatever its suffix, so the decoder, not the name, decides.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return [path]
+    found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
+    if not found:
+        raise NoMediaError(path)
+    return found

@@ -1,0 +1,1 @@
+"""Per-modality models (experts) and where their weights come from."""

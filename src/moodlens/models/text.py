@@ -1,0 +1,155 @@
+"""Text expert: a frozen sentence encoder (MiniLM) and small emotion and sentiment heads."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from moodlens.labels import EMOTIONS, SENTIMENTS
+from moodlens.models.weights import resolve_text_encoder, shipped
+
+
+@dataclass(frozen=True)
+class TextHeadConfig:
+    encoder: str = "all-MiniLM-L6-v2"
+    embedding_dim: int = 384
+    hidden: int = 256
+    dropout: float = 0.3
+    context_turns: int = 2
+    max_tokens: int = 128
+
+
+class TextHeadWeights(Enum):
+    """Heads shipped with moodlens. The value is the file under moodlens/weights/."""
+
+    MELD_MINILM_V1 = "text_meld_minilm_v1.safetensors"
+
+    @property
+    def path(self) -> Path:
+        return shipped(self.value)
+
+
+class SentenceEncoder:
+    """Mean-pooled, L2-normalised embeddings of single texts or (context, target) pairs."""
+
+    def __init__(self, name: str, device: str = "cpu", max_tokens: int = 128) -> None:
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        folder = resolve_text_encoder(name)
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModel.from_pretrained(folder).to(device).eval()
+        self.device = device
+        self.max_tokens = max_tokens
+
+    @torch.inference_mode()
+    def embed(
+        self, texts: Sequence[str], pairs: Sequence[str] | None = None, batch_size: int = 64
+    ) -> np.ndarray:
+        """Embed `texts`; with `pairs`, embed each (pairs[i], texts[i]) as one sequence pair."""
+        if pairs is not None and len(pairs) != len(texts):
+            raise ValueError("texts and pairs differ in length")
+        # Sorting by length keeps padding, and so CPU time, low.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]) + len(pairs[i] if pairs else ""))
+        out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        for begin in range(0, len(order), batch_size):
+            index = order[begin : begin + batch_size]
+            first = [pairs[i] or "" for i in index] if pairs else [texts[i] for i in index]
+            second = [texts[i] for i in index] if pairs else None
+            tokens = self.tokenizer(
+                first, second, padding=True, truncation=True,
+                max_length=self.max_tokens, return_tensors="pt",
+            ).to(self.device)
+            hidden = self.model(**tokens).last_hidden_state
+            mask = tokens["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            out[index] = pooled.float().cpu().numpy()
+        return out
+
+    def features(self, targets: Sequence[str], contexts: Sequence[str]) -> np.ndarray:
+        """[embedding(target) ; embedding(context, target)]: the text expert's input."""
+        return np.concatenate([self.embed(targets), self.embed(targets, pairs=contexts)], axis=1)
+
+
+class TextEmotionHead(nn.Module):
+    """One shared hidden layer, then an emotion head (7) and a sentiment head (3)."""
+
+    def __init__(self, config: TextHeadConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.shared = nn.Sequential(
+            nn.Linear(2 * config.embedding_dim, config.hidden),
+            nn.ReLU(),
+            nn.Dropout(config.dropout),
+        )
+        self.emotion = nn.Linear(config.hidden, len(EMOTIONS))
+        self.sentiment = nn.Linear(config.hidden, len(SENTIMENTS))
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.shared(features)
+        return self.emotion(hidden), self.sentiment(hidden)
+
+    def save(self, path: str | Path, metadata: dict[str, object] | None = None) -> None:
+        meta = {"config": json.dumps(asdict(self.config))}
+        meta.update({k: json.dumps(v) for k, v in (metadata or {}).items()})
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(path), metadata=meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> tuple[TextEmotionHead, dict[str, object]]:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = handle.metadata() or {}
+        config = TextHeadConfig(**json.loads(raw["config"]))
+        head = cls(config)
+        head.load_state_dict(load_file(str(path)))
+        extra = {k: json.loads(v) for k, v in raw.items() if k != "config"}
+        return head.eval(), extra
+
+
+class TextExpert:
+    """Emotion and sentiment probabilities for utterances, given the turns before each."""
+
+    name = "text"
+
+    def __init__(self, weights: str | Path | None = None, device: str = "cpu") -> None:
+        path = Path(weights) if weights else TextHeadWeights.MELD_MINILM_V1.path
+        self.head, self.metadata = TextEmotionHead.load(path)
+        self.head.to(device)
+        self.config = self.head.config
+        self.encoder = _encoder(self.config.encoder, device, self.config.max_tokens)
+        self.device = device
+
+    @torch.inference_mode()
+    def predict(
+        self, targets: Sequence[str], contexts: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if not targets:
+            return np.zeros((0, len(EMOTIONS))), np.zeros((0, len(SENTIMENTS)))
+        features = torch.from_numpy(self.encoder.features(targets, contexts)).to(self.device)
+        emotion, sentiment = self.head(features)
+        return (
+            emotion.softmax(-1).double().cpu().numpy(),
+            sentiment.softmax(-1).double().cpu().numpy(),
+        )
+
+
+@lru_cache(maxsize=2)
+def _encoder(name: str, device: str, max_tokens: int) -> SentenceEncoder:
+    torch.set_num_threads(int(os.environ.get("MOODLENS_THREADS", "0")) or (os.cpu_count() or 1))
+    return SentenceEncoder(name, device, max_tokens)
+
+
+@lru_cache(maxsize=2)
+def load_text_expert(weights: str | None = None, device: str = "cpu") -> TextExpert:
+    return TextExpert(weights, device)

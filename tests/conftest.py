@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.media_factory import write_media
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("MOODLENS_SHARED", ROOT.parent / "shared"))
+MELD_DIR = SHARED / "data" / "meld" / "MELD"
+MELD_CLIPS = SHARED / "data" / "meld" / "media" / "test"
+DEMO = ROOT / "examples" / "demo.mp4"
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Tests never touch the network: every model must resolve to packaged weights.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+def need_shared(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent: these tests need the real MELD data in ../shared")
+    return path
+
+
+@pytest.fixture(scope="session")
+def meld_dir() -> Path:
+    return need_shared(MELD_DIR)
+
+
+@pytest.fixture(scope="session")
+def meld_clips() -> list[dict[str, str]]:
+    labels = need_shared(MELD_CLIPS / "labels.csv")
+    with labels.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["path"] = str(MELD_CLIPS / f"dia{row['Dialogue_ID']}_utt{row['Utterance_ID']}.mp4")
+    return rows
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One file per container and codec, made once per session."""
+    folder = tmp_path_factory.mktemp("media")
+    write_media(folder / "h264_aac.mp4")
+    write_media(folder / "vp9_opus.webm", video_codec="libvpx-vp9", audio_codec="libopus",
+                audio_rate=48_000)
+    write_media(folder / "h264_aac.mov")
+    write_media(folder / "silent_video.mp4", audio_codec=None, seconds=6.0)
+    write_media(folder / "no_face.mp4", face=False)
+    write_media(folder / "rotated.mp4", rotation=90, audio_codec=None)
+    write_media(folder / "tone.wav", video_codec=None, audio_codec="pcm_s16le")
+    write_media(folder / "tone.mp3", video_codec=None, audio_codec="libmp3lame", audio_rate=44_100)
+    write_media(folder / "tone.m4a", video_codec=None, audio_codec="aac", audio_rate=44_100)
+    return folder

@@ -1,0 +1,86 @@
+"""Real media, made with PyAV for tests: every container and codec the decoder must handle."""
+
+from __future__ import annotations
+
+import fractions
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+RATE = 16_000
+
+
+def face_image() -> np.ndarray:
+    """A public-domain face photo (NASA's astronaut portrait, shipped in scikit-image)."""
+    import skimage.data
+
+    return skimage.data.astronaut()
+
+
+def frame(t: float, width: int, height: int, face: np.ndarray | None) -> np.ndarray:
+    canvas = np.full((height, width, 3), 60, dtype=np.uint8)
+    if face is not None:
+        size = int(min(width, height) * 0.9)
+        photo = cv2.resize(face, (size, size))
+        x = (width - size) // 2 + int(10 * np.sin(t))
+        y = (height - size) // 2
+        canvas[y : y + size, max(0, x) : max(0, x) + size] = photo[:, : width - max(0, x)]
+    return canvas
+
+
+def tone(seconds: float, hz: float = 220.0, rate: int = RATE) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.2 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def write_media(
+    path: Path,
+    seconds: float = 2.0,
+    video_codec: str | None = "libx264",
+    audio_codec: str | None = "aac",
+    audio: np.ndarray | None = None,
+    audio_rate: int = RATE,
+    face: bool = True,
+    size: tuple[int, int] = (320, 240),
+    fps: int = 10,
+    rotation: int = 0,
+) -> Path:
+    """Write a file with a video stream, an audio stream, or both."""
+    samples = tone(seconds, rate=audio_rate) if audio is None else audio
+    photo = face_image() if face else None
+    with av.open(str(path), "w") as container:
+        video = None
+        if video_codec:
+            video = container.add_stream(video_codec, rate=fps)
+            video.width, video.height = size
+            video.pix_fmt = "yuv420p"
+            if rotation:
+                video.set_display_rotation(rotation)
+        sound = None
+        if audio_codec:
+            sound = container.add_stream(audio_codec, rate=audio_rate)
+            sound.layout = "mono"
+        if video is not None:
+            for index in range(int(seconds * fps)):
+                image = frame(index / fps, *size, photo)
+                container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+            container.mux(video.encode())
+        if sound is not None:
+            # PyAV's encoder resamples float frames to the codec's own format and frame size.
+            for start in range(0, samples.size, 1024):
+                aframe = av.AudioFrame.from_ndarray(samples[None, start : start + 1024],
+                                                    format="flt", layout="mono")
+                aframe.sample_rate = audio_rate
+                aframe.pts = start
+                aframe.time_base = fractions.Fraction(1, audio_rate)
+                container.mux(sound.encode(aframe))
+            container.mux(sound.encode())
+    return path
+
+
+def truncate(source: Path, target: Path, keep: float = 0.5) -> Path:
+    data = source.read_bytes()
+    target.write_bytes(data[: int(len(data) * keep)])
+    return target

@@ -1,0 +1,104 @@
+"""The command line: outputs, one-line errors, exit codes, and a batch that survives bad files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from moodlens.cli import app
+from tests.conftest import DEMO
+from tests.media_factory import truncate
+
+runner = CliRunner()
+
+
+def invoke(*args: str | Path):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_analyze_writes_files_and_prints_the_table(tmp_path: Path) -> None:
+    result = invoke("analyze", DEMO, "--out", tmp_path, "--fps", "1")
+    assert result.exit_code == 0, result.output
+    for header in ("start", "end", "text", "emotion (p)", "sentiment (p)", "modalities"):
+        assert header in result.stdout
+    assert "text+face" in result.stdout and "dominant emotion" in result.stdout
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["demo.analysis.json", "demo.srt", "demo.utterances.csv"]
+    data = json.loads((tmp_path / "demo.analysis.json").read_text(encoding="utf-8"))
+    assert data["schema_version"] == "1.0" and data["utterances"]
+
+
+def bad_inputs(tmp_path: Path, media_dir: Path) -> dict[str, Path]:
+    (tmp_path / "empty.mp4").touch()
+    (tmp_path / "notes.mp4").write_text("not a video\n" * 10)
+    corrupt = bytearray((media_dir / "h264_aac.mp4").read_bytes())
+    corrupt[:48] = b"\xff" * 48
+    (tmp_path / "corrupt.mp4").write_bytes(bytes(corrupt))
+    (tmp_path / "no_media").mkdir()
+    (tmp_path / "no_media" / "a.txt").write_text("x")
+    return {
+        "missing file": tmp_path / "missing.mp4",
+        "empty file": tmp_path / "empty.mp4",
+        "not media": tmp_path / "notes.mp4",
+        "truncated mp4": truncate(media_dir / "h264_aac.mp4", tmp_path / "cut.mp4", 0.6),
+        "corrupt header": tmp_path / "corrupt.mp4",
+        "folder with no media": tmp_path / "no_media",
+    }
+
+
+@pytest.mark.parametrize("case", ["missing file", "empty file", "not media", "truncated mp4",
+                                  "corrupt header", "folder with no media"])
+def test_bad_input_one_line_error_and_nonzero_exit(tmp_path: Path, media_dir: Path,
+                                                   case: str) -> None:
+    path = bad_inputs(tmp_path, media_dir)[case]
+    result = invoke("analyze", path, "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(path) in errors[0]
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_batch_keeps_going_past_bad_files(tmp_path: Path, media_dir: Path) -> None:
+    bad = bad_inputs(tmp_path, media_dir)
+    result = invoke("analyze", bad["empty file"], media_dir / "h264_aac.mp4", bad["not media"],
+                    "--out", tmp_path / "out", "--format", "json")
+    assert result.exit_code == 1
+    assert (tmp_path / "out" / "h264_aac.analysis.json").exists()
+    assert "2 of 3 input(s) failed" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "pdf"], "unknown format"),
+        (["--fps", "0"], "--fps must be in"),
+        (["--device", "tpu"], "--device must be cpu or cuda"),
+        (["--fusion-weights", "smell=1"], "unknown modality"),
+    ],
+)
+def test_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
+    result = invoke("analyze", DEMO, "--out", tmp_path, *args)
+    assert result.exit_code == 2 and message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_bad_transcript_is_reported(tmp_path: Path, media_dir: Path) -> None:
+    srt = tmp_path / "bad.srt"
+    srt.write_text("nothing timed here", encoding="utf-8")
+    result = invoke("analyze", media_dir / "h264_aac.mp4", "--transcript", srt, "--out", tmp_path)
+    assert result.exit_code == 1 and "no timed lines" in result.stderr
+
+
+def test_installed_entry_point_has_no_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "moodlens.cli", "analyze", str(tmp_path / "nope.mp4")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 1
+    assert "nope.mp4: file not found" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from moodlens.errors import InvalidMediaError, NoMediaError
+from moodlens.media import SAMPLE_RATE, expand_path, iter_audio, probe, read_audio, sample_frames
+from tests.media_factory import truncate, write_media
+
+
+@pytest.mark.parametrize(
+    ("name", "video", "audio"),
+    [
+        ("h264_aac.mp4", "h264", "aac"),
+        ("vp9_opus.webm", "vp9", "opus"),
+        ("h264_aac.mov", "h264", "aac"),
+        ("tone.wav", None, "pcm_s16le"),
+        ("tone.mp3", None, "mp3float"),
+        ("tone.m4a", None, "aac"),
+    ],
+)
+def test_probe_and_decode_every_container(media_dir: Path, name: str, video: str | None,
+                                          audio: str) -> None:
+    info = probe(media_dir / name)
+    assert info.video_codec == video
+    assert info.audio_codec == audio
+    assert info.duration == pytest.approx(2.0, abs=0.15)
+    samples = read_audio(media_dir / name)
+    assert samples.dtype == np.float32
+    # 16 kHz mono whatever the source rate (16, 44.1 or 48 kHz)
+    assert samples.size == pytest.approx(2.0 * SAMPLE_RATE, rel=0.05)
+    # the 220 Hz tone survives resampling: its spectral peak is where it should be
+    spectrum = np.abs(np.fft.rfft(samples[: SAMPLE_RATE]))
+    assert np.argmax(spectrum) == pytest.approx(220, abs=3)
+
+
+def test_sample_frames_rate_and_size(media_dir: Path) -> None:
+    frames = list(sample_frames(media_dir / "h264_aac.mp4", fps=2.0, max_side=80))
+    assert len(frames) == 4  # 2 s at 2 fps
+    assert [round(f.time, 1) for f in frames] == [0.0, 0.5, 1.0, 1.5]
+    assert frames[0].image.shape == (60, 80, 3)  # 320x240 scaled to fit 80
+    assert frames[0].image.dtype == np.uint8
+
+
+def test_rotation_is_applied(media_dir: Path) -> None:
+    info = probe(media_dir / "rotated.mp4")
+    assert info.rotation == 90
+    frame = next(iter(sample_frames(media_dir / "rotated.mp4")))
+    assert frame.image.shape[:2] == (320, 240)  # stored 320x240 landscape, shown portrait
+
+
+def test_audio_streams_in_bounded_chunks(tmp_path: Path) -> None:
+    path = write_media(tmp_path / "long.wav", seconds=7.0, video_codec=None, audio_codec="pcm_s16le")
+    chunks = list(iter_audio(path, chunk_seconds=2.0))
+    assert [offset for offset, _ in chunks] == [0.0, 2.0, 4.0, 6.0]
+    assert all(c.size == 2 * SAMPLE_RATE for _, c in chunks[:-1])
+    assert chunks[-1][1].size == pytest.approx(SAMPLE_RATE, rel=0.01)
+
+
+def test_video_without_audio(media_dir: Path) -> None:
+    info = probe(media_dir / "silent_video.mp4")
+    assert info.has_video and not info.has_audio
+    with pytest.raises(InvalidMediaError, match="has no audio stream"):
+        read_audio(media_dir / "silent_video.mp4")
+
+
+def bad_files(tmp_path: Path, media_dir: Path) -> dict[str, tuple[Path, str]]:
+    empty = tmp_path / "empty.mp4"
+    empty.touch()
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 20)
+    corrupt = tmp_path / "corrupt.mp4"
+    data = bytearray((media_dir / "h264_aac.mp4").read_bytes())
+    data[:64] = b"\x00garbage" * 8
+    corrupt.write_bytes(bytes(data))
+    image = tmp_path / "still.png"
+    import cv2
+
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    return {
+        "missing": (tmp_path / "missing.mp4", "file not found"),
+        "empty": (empty, "file is empty"),
+        "not media": (text, "not a readable media file"),
+        "truncated": (truncate(media_dir / "h264_aac.mp4", tmp_path / "cut.mp4", 0.5),
+                      "not a readable media file"),
+        "corrupt header": (corrupt, "not a readable media file"),
+        "still image": (image, "still image"),
+        "folder": (tmp_path, "is a folder"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "not media", "truncated", "corrupt header",
+                                  "still image", "folder"])
+def test_bad_input_raises_typed_error_naming_the_file(tmp_path: Path, media_dir: Path,
+                                                      case: str) -> None:
+    path, reason = bad_files(tmp_path, media_dir)[case]
+    with pytest.raises(InvalidMediaError) as info:
+        probe(path)
+    message = str(info.value)
+    assert str(path) in message and reason in message
+    assert "\n" not in message
+
+
+def test_expand_path(tmp_path: Path, media_dir: Path) -> None:
+    found = expand_path(media_dir)
+    assert {p.name for p in found} >= {"h264_aac.mp4", "tone.wav", "vp9_opus.webm"}
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("no media here")
+    with pytest.raises(NoMediaError, match="folder contains no media files"):
+        expand_path(tmp_path / "empty")
+    assert expand_path(tmp_path / "x.bin") == [tmp_path / "x.bin"]

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from moodlens.analysis import validate
+from moodlens.pipeline import AnalyzeOptions, analyze
+from tests.conftest import DEMO
+
+
+def test_demo_video_end_to_end() -> None:
+    stages: list[tuple[str, float]] = []
+    analysis = analyze(DEMO, progress=lambda stage, done: stages.append((stage, done)))
+    validate(analysis.to_dict())
+    assert analysis.media["duration"] == pytest.approx(21.9, abs=0.5)
+    assert len(analysis.utterances) >= 5
+    for u in analysis.utterances:
+        assert u.modalities_used == ["text", "face"]  # the face is visible throughout
+        assert sum(u.emotion.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert not analysis.modalities["voice"].available
+    assert {s for s, _ in stages} == {"probe", "utterances", "text", "faces", "fusion"}
+    happy = next(u for u in analysis.utterances if "happy" in u.text.lower())
+    assert happy.emotion.label == "joy" and happy.sentiment.label == "positive"
+
+
+def test_video_without_audio_is_face_only(media_dir: Path) -> None:
+    analysis = analyze(media_dir / "silent_video.mp4")
+    assert [(u.start, u.end) for u in analysis.utterances] == [(0.0, 5.0), (5.0, 6.0)]
+    assert all(u.source == "window" and u.modalities_used == ["face"] for u in analysis.utterances)
+    assert any("no audio stream" in n for n in analysis.notes)
+    validate(analysis.to_dict())
+
+
+def test_no_speech_gives_zero_utterances_and_a_note(media_dir: Path) -> None:
+    analysis = analyze(media_dir / "tone.wav")
+    assert analysis.utterances == []
+    assert analysis.summary.dominant_emotion is None
+    assert any("no speech" in n for n in analysis.notes)
+    assert not analysis.modalities["face"].available
+    validate(analysis.to_dict())
+
+
+def test_transcript_replaces_asr_and_no_face_drops_the_face(tmp_path: Path, media_dir: Path) -> None:
+    srt = tmp_path / "lines.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:01,000\nI hate this so much!\n\n"
+                   "2\n00:00:01,000 --> 00:00:02,000\nThis is wonderful, thank you!\n",
+                   encoding="utf-8")
+    analysis = analyze(media_dir / "no_face.mp4", AnalyzeOptions(transcript=str(srt)))
+    assert [u.text for u in analysis.utterances] == ["I hate this so much!",
+                                                     "This is wonderful, thank you!"]
+    assert all(u.modalities_used == ["text"] for u in analysis.utterances)
+    assert analysis.utterances[0].sentiment.label == "negative"
+    assert analysis.utterances[1].sentiment.label == "positive"
+    assert analysis.settings["asr_model"] is None
+
+
+def test_python_api() -> None:
+    import moodlens
+
+    analysis = moodlens.analyze(DEMO, fps=1.0)
+    assert isinstance(analysis, moodlens.Analysis)
+    assert analysis.settings["fps"] == 1.0

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from moodlens.analysis import Analysis, validate
+from moodlens.writers import parse_formats, render_captions, render_csv, write
+from tests.test_analysis import sample_analysis
+
+
+def test_json_csv_srt_files(tmp_path: Path) -> None:
+    analysis = sample_analysis()
+    written = write(analysis, tmp_path, ["json", "csv", "srt", "vtt"])
+    assert [p.name for p in written] == ["clip.analysis.json", "clip.utterances.csv", "clip.srt",
+                                         "clip.vtt"]
+    data = json.loads(written[0].read_text(encoding="utf-8"))
+    validate(data)
+    assert Analysis.from_dict(data) == analysis
+
+
+def test_csv_has_a_row_per_utterance_with_probabilities() -> None:
+    rows = list(csv.DictReader(io.StringIO(render_csv(sample_analysis()))))
+    assert len(rows) == 2
+    assert rows[0]["emotion"] == "joy" and rows[0]["modalities_used"] == "text+face"
+    assert float(rows[0]["p_joy"]) == pytest.approx(0.7)
+    assert rows[1]["emotion"] == ""  # no prediction stays empty, not invented
+
+
+def test_captions_carry_emotion_and_sentiment() -> None:
+    srt = render_captions(sample_analysis())
+    assert "00:00:01,000 --> 00:00:02,500" in srt
+    assert "Rachel: Oh it's so much more fun with you." in srt
+    assert "[joy 0.70 · positive 0.80 · text+face]" in srt
+    vtt = render_captions(sample_analysis(), vtt=True)
+    assert vtt.startswith("WEBVTT") and "00:00:01.000 --> 00:00:02.500" in vtt
+
+
+def test_parse_formats() -> None:
+    assert parse_formats("json, srt") == ["json", "srt"]
+    with pytest.raises(ValueError, match="unknown format"):
+        parse_formats("json,pdf")
