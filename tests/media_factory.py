@@ -46,11 +46,13 @@ def write_media(
     size: tuple[int, int] = (320, 240),
     fps: int = 10,
     rotation: int = 0,
+    faststart: bool = False,
 ) -> Path:
     """Write a file with a video stream, an audio stream, or both."""
     samples = tone(seconds, rate=audio_rate) if audio is None else audio
     photo = face_image() if face else None
-    with av.open(str(path), "w") as container:
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
         video = None
         if video_codec:
             video = container.add_stream(video_codec, rate=fps)
@@ -84,3 +86,27 @@ def truncate(source: Path, target: Path, keep: float = 0.5) -> Path:
     data = source.read_bytes()
     target.write_bytes(data[: int(len(data) * keep)])
     return target
+
+
+def write_mp3_with_cover(path: Path, seconds: float = 2.0) -> Path:
+    """An mp3 whose album art shows up as an `attached_pic` video stream."""
+    samples = tone(seconds)
+    with av.open(str(path), "w") as container:
+        sound = container.add_stream("libmp3lame", rate=RATE)
+        sound.layout = "mono"
+        cover = container.add_stream("mjpeg", rate=1)
+        cover.width = cover.height = 64
+        cover.pix_fmt = "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        art = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+        container.mux(cover.encode(art))
+        container.mux(cover.encode())
+        for start in range(0, samples.size, 1152):
+            aframe = av.AudioFrame.from_ndarray(samples[None, start : start + 1152], format="flt",
+                                                layout="mono")
+            aframe.sample_rate = RATE
+            aframe.pts = start
+            aframe.time_base = fractions.Fraction(1, RATE)
+            container.mux(sound.encode(aframe))
+        container.mux(sound.encode())
+    return path

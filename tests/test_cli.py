@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from moodlens.cli import app
 from tests.conftest import DEMO
-from tests.media_factory import truncate
+from tests.media_factory import truncate, write_media
 
 runner = CliRunner()
 
@@ -71,6 +71,17 @@ def test_batch_keeps_going_past_bad_files(tmp_path: Path, media_dir: Path) -> No
     assert result.exit_code == 1
     assert (tmp_path / "out" / "h264_aac.analysis.json").exists()
     assert "2 of 3 input(s) failed" in result.stderr
+
+
+def test_truncated_but_readable_file_fails_and_keeps_partial_results(tmp_path: Path) -> None:
+    whole = write_media(tmp_path / "whole.mp4", seconds=4.0, faststart=True)
+    cut = truncate(whole, tmp_path / "cut.mp4", 0.5)
+    result = invoke("analyze", cut, "--out", tmp_path / "out", "--format", "json")
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(cut) in errors[0] and "incomplete media" in errors[0]
+    data = json.loads((tmp_path / "out" / "cut.analysis.json").read_text(encoding="utf-8"))
+    assert any(n.startswith("incomplete media") for n in data["notes"])
 
 
 @pytest.mark.parametrize(

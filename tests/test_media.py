@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from moodlens.errors import InvalidMediaError, NoMediaError
+from moodlens.errors import INCOMPLETE_MEDIA, InvalidMediaError, NoMediaError
 from moodlens.media import SAMPLE_RATE, expand_path, iter_audio, probe, read_audio, sample_frames
-from tests.media_factory import truncate, write_media
+from tests.media_factory import truncate, write_media, write_mp3_with_cover
 
 
 @pytest.mark.parametrize(
@@ -111,3 +111,27 @@ def test_expand_path(tmp_path: Path, media_dir: Path) -> None:
     with pytest.raises(NoMediaError, match="folder contains no media files"):
         expand_path(tmp_path / "empty")
     assert expand_path(tmp_path / "x.bin") == [tmp_path / "x.bin"]
+
+
+def test_truncated_faststart_file_is_flagged_not_silently_short(tmp_path: Path) -> None:
+    """With the index up front, a cut file opens and decodes cleanly, then just stops."""
+    whole = write_media(tmp_path / "whole.mp4", seconds=4.0, faststart=True)
+    cut = truncate(whole, tmp_path / "cut.mp4", 0.5)
+    notes: list[str] = []
+    frames = list(sample_frames(cut, fps=2.0, notes=notes))
+    audio = sum(chunk.size for _, chunk in iter_audio(cut, notes=notes))
+    assert len(frames) < 8 and audio < 4.0 * SAMPLE_RATE
+    assert len(notes) == 2 and all(n.startswith(INCOMPLETE_MEDIA) for n in notes)
+    assert "of 4.0 s" in notes[0]
+    notes.clear()
+    list(sample_frames(whole, notes=notes))
+    list(iter_audio(whole, notes=notes))
+    assert notes == []  # a whole file raises no alarm
+
+
+def test_cover_art_is_not_video(tmp_path: Path) -> None:
+    path = write_mp3_with_cover(tmp_path / "song.mp3")
+    info = probe(path)
+    assert info.has_audio and not info.has_video
+    with pytest.raises(InvalidMediaError, match="has no video stream"):
+        next(iter(sample_frames(path)))

@@ -8,6 +8,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from moodlens.errors import INCOMPLETE_MEDIA
+
 SCHEMA_VERSION = "1.0"
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "analysis-v1.json"
 
@@ -90,6 +92,11 @@ class Analysis:
     moodlens_version: str
     created_at: str
     schema_version: str = SCHEMA_VERSION
+
+    @property
+    def incomplete(self) -> list[str]:
+        """Notes saying the media broke off early: the analysis covers only part of it."""
+        return [n for n in self.notes if n.startswith(INCOMPLETE_MEDIA)]
 
     @property
     def name(self) -> str:

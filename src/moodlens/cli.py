@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +15,9 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from moodlens.errors import MoodlensError
+
+if TYPE_CHECKING:
+    from moodlens.analysis import Analysis
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="How a video feels: per-utterance emotion and sentiment.")
@@ -115,6 +119,11 @@ def analyze(
             failures += 1
             continue
         _print_analysis(analysis, written)
+        if analysis.incomplete:
+            # Partial results are kept on disk, but the input was damaged: say so and count it.
+            errors.print(f"[bold red]error:[/] {path}: {analysis.incomplete[0]}; partial results written",
+                         highlight=False, soft_wrap=True)
+            failures += 1
     if failures:
         errors.print(f"{failures} of {inputs} input(s) failed", highlight=False)
         raise typer.Exit(1)
@@ -125,14 +134,14 @@ def _progress() -> Progress:
         "{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=errors, transient=True)
 
 
-def _updater(progress: Progress, tasks: dict[str, TaskID]):
+def _updater(progress: Progress, tasks: dict[str, TaskID]) -> Callable[[str, float], None]:
     def update(stage: str, done: float) -> None:
         progress.update(tasks[stage], completed=done)
 
     return update
 
 
-def _print_analysis(analysis, written: list[Path]) -> None:
+def _print_analysis(analysis: Analysis, written: list[Path]) -> None:
     table = Table(title=f"{Path(analysis.media['path']).name} "
                         f"({analysis.media['duration']:.1f} s)", show_lines=False)
     for column, justify in (("start", "right"), ("end", "right"), ("text", "left"),

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Notes that start with this mark media that ended or broke before its stated duration.
+INCOMPLETE_MEDIA = "incomplete media"
+
 
 class MoodlensError(Exception):
     """Base class: the CLI prints `str(err)` and exits non-zero, with no traceback."""

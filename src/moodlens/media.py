@@ -15,7 +15,7 @@ import av
 import av.error
 import numpy as np
 
-from moodlens.errors import InvalidMediaError, NoMediaError
+from moodlens.errors import INCOMPLETE_MEDIA, InvalidMediaError, NoMediaError
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,12 @@ def _open(path: Path) -> av.container.InputContainer:
     return container
 
 
+def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
+    """The first real video stream: cover art in an audio file is a 'video' stream too."""
+    still = av.stream.Disposition.attached_pic | av.stream.Disposition.still_image
+    return next((s for s in container.streams.video if not s.disposition & still), None)
+
+
 def _ffmpeg_reason(err: Exception) -> str:
     text = getattr(err, "strerror", None) or str(err)
     return text.split(":")[0].strip() if text else type(err).__name__
@@ -87,7 +93,7 @@ def probe(path: str | Path) -> MediaInfo:
     """Read container and stream metadata without decoding. Raises InvalidMediaError."""
     path = Path(path)
     with _open(path) as container:
-        video = container.streams.video[0] if container.streams.video else None
+        video = _video_stream(container)
         audio = container.streams.audio[0] if container.streams.audio else None
         if video is None and audio is None:
             raise InvalidMediaError(path, "has no audio or video stream")
@@ -173,8 +179,10 @@ def iter_audio(
         except av.error.FFmpegError as err:
             if not produced and not pending:
                 raise InvalidMediaError(path, f"audio cannot be decoded ({_ffmpeg_reason(err)})") from err
-            _note(notes, f"audio decoding stopped early at {offset / SAMPLE_RATE:.1f}s: "
-                         f"{_ffmpeg_reason(err)}")
+            _note(notes, f"{INCOMPLETE_MEDIA}: audio decoding failed after "
+                         f"{(offset + pending_len) / SAMPLE_RATE:.1f} s ({_ffmpeg_reason(err)})")
+        else:
+            _check_extent(container, "audio", (offset + pending_len) / SAMPLE_RATE, 0.5, notes)
         if pending:
             yield offset / SAMPLE_RATE, np.concatenate(pending).astype(np.float32, copy=False)
 
@@ -197,11 +205,12 @@ def sample_frames(
     path = Path(path)
     step = 1.0 / fps
     with _open(path) as container:
-        if not container.streams.video:
+        stream = _video_stream(container)
+        if stream is None:
             raise InvalidMediaError(path, "has no video stream")
-        stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         next_time = 0.0
+        last_time = 0.0
         produced = False
         index = 0
         rate = float(stream.average_rate) if stream.average_rate else 25.0
@@ -209,6 +218,7 @@ def sample_frames(
             for frame in container.decode(stream):
                 time = float(frame.time) if frame.time is not None else index / rate
                 index += 1
+                last_time = time
                 if time + 1e-6 < next_time:
                     continue
                 next_time = time + step
@@ -217,7 +227,19 @@ def sample_frames(
         except av.error.FFmpegError as err:
             if not produced:
                 raise InvalidMediaError(path, f"video cannot be decoded ({_ffmpeg_reason(err)})") from err
-            _note(notes, f"video decoding stopped early at {next_time:.1f}s: {_ffmpeg_reason(err)}")
+            _note(notes, f"{INCOMPLETE_MEDIA}: video decoding failed after {last_time:.1f} s "
+                         f"({_ffmpeg_reason(err)})")
+        else:
+            _check_extent(container, "video", last_time, max(1.0, 2 * step), notes)
+
+
+def _check_extent(container: av.container.InputContainer, kind: str, decoded: float, slack: float,
+                  notes: list[str] | None) -> None:
+    """A file whose index survives but whose data is cut decodes without error, then stops."""
+    duration = _duration(container)
+    if duration and decoded < duration - slack:
+        _note(notes, f"{INCOMPLETE_MEDIA}: {kind} ends at {decoded:.1f} s of {duration:.1f} s "
+                     "(truncated file?)")
 
 
 def _to_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:

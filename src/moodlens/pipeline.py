@@ -59,7 +59,9 @@ def analyze(
     utterances = _utterances(info, options, notes, report)
     text_expert = load_text_expert(options.text_weights, options.device)
     text = _text_results(utterances, text_expert, report)
-    face = _face_results(info, utterances, options, text_expert, notes, report)
+    # FER has no sentiment head: its sentiment goes through P(sentiment | emotion) on MELD train.
+    sentiment_given_emotion = np.array(text_expert.metadata["sentiment_given_emotion"])
+    face = _face_results(info, utterances, options, sentiment_given_emotion, notes, report)
 
     report("fusion", 0.0)
     results = []
@@ -137,13 +139,14 @@ def _face_results(
     info: MediaInfo,
     utterances: Sequence[Utterance],
     options: AnalyzeOptions,
-    text_expert: TextExpert,
+    sentiment_given_emotion: np.ndarray,
     notes: list[str],
     report: Progress,
 ) -> list[ModalityResult | None]:
     """One streaming pass over sampled frames; each frame feeds the utterances it falls in."""
     results: list[ModalityResult | None] = [None] * len(utterances)
     if not info.has_video or not utterances:
+        report("faces", 1.0)
         return results
     report("faces", 0.0)
     expert = load_face_expert(options.face_weights, options.device)
@@ -168,15 +171,13 @@ def _face_results(
         report("faces", min(1.0, frame.time / max(last_end, 1e-6)))
     report("faces", 1.0)
 
-    # FER has no sentiment head: derive it through P(sentiment | emotion) seen on MELD train.
-    given = np.array(text_expert.metadata["sentiment_given_emotion"])
     for i in range(len(utterances)):
         if not probs[i]:
             continue
         emotion = np.mean(probs[i], axis=0)
         results[i] = ModalityResult(
             Prediction.from_probabilities(EMOTIONS, emotion),
-            Prediction.from_probabilities(SENTIMENTS, emotion @ given),
+            Prediction.from_probabilities(SENTIMENTS, emotion @ sentiment_given_emotion),
             coverage=round(len(probs[i]) / frames[i], 4),
             detail={"frames": frames[i], "frames_with_face": len(probs[i]),
                     "sentiment_from": "emotion, via P(sentiment | emotion) on MELD train"},

@@ -16,6 +16,7 @@ from moodlens.media import iter_audio
 from moodlens.models.weights import resolve_asr_model
 
 if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
     from faster_whisper.transcribe import Segment
 
 UtteranceSource = Literal["asr", "transcript", "window"]
@@ -46,7 +47,7 @@ class TranscribeOptions:
 
 
 @lru_cache(maxsize=2)
-def _whisper(model: str, device: str, compute_type: str):
+def _whisper(model: str, device: str, compute_type: str) -> WhisperModel:
     from faster_whisper import WhisperModel
 
     threads = int(os.environ.get("MOODLENS_THREADS", "0")) or (os.cpu_count() or 1)
