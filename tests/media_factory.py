@@ -70,16 +70,21 @@ def write_media(
                 container.mux(video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
             container.mux(video.encode())
         if sound is not None:
-            # PyAV's encoder resamples float frames to the codec's own format and frame size.
-            for start in range(0, samples.size, 1024):
-                aframe = av.AudioFrame.from_ndarray(samples[None, start : start + 1024],
-                                                    format="flt", layout="mono")
-                aframe.sample_rate = audio_rate
-                aframe.pts = start
-                aframe.time_base = fractions.Fraction(1, audio_rate)
-                container.mux(sound.encode(aframe))
-            container.mux(sound.encode())
+            mux_audio(container, sound, samples, audio_rate)
     return path
+
+
+def mux_audio(container: av.container.OutputContainer, sound: av.audio.stream.AudioStream,
+              samples: np.ndarray, rate: int) -> None:
+    """Encode mono float samples; PyAV resamples them to the codec's format and frame size."""
+    for start in range(0, samples.size, 1024):
+        aframe = av.AudioFrame.from_ndarray(samples[None, start : start + 1024], format="flt",
+                                            layout="mono")
+        aframe.sample_rate = rate
+        aframe.pts = start
+        aframe.time_base = fractions.Fraction(1, rate)
+        container.mux(sound.encode(aframe))
+    container.mux(sound.encode())
 
 
 def truncate(source: Path, target: Path, keep: float = 0.5) -> Path:
@@ -101,12 +106,5 @@ def write_mp3_with_cover(path: Path, seconds: float = 2.0) -> Path:
         art = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
         container.mux(cover.encode(art))
         container.mux(cover.encode())
-        for start in range(0, samples.size, 1152):
-            aframe = av.AudioFrame.from_ndarray(samples[None, start : start + 1152], format="flt",
-                                                layout="mono")
-            aframe.sample_rate = RATE
-            aframe.pts = start
-            aframe.time_base = fractions.Fraction(1, RATE)
-            container.mux(sound.encode(aframe))
-        container.mux(sound.encode())
+        mux_audio(container, sound, samples, RATE)
     return path
