@@ -26,6 +26,8 @@ DEMO = ROOT / "examples" / "demo.mp4"
 MEASURE = """
 import json, resource, sys, time
 from moodlens.pipeline import analyze
+from moodlens.process import limit_heap_growth
+limit_heap_growth()  # as the CLI does
 start = time.perf_counter()
 analysis = analyze(sys.argv[1])
 print(json.dumps({"seconds": time.perf_counter() - start,
@@ -66,7 +68,7 @@ def repeat_demo(out: Path, times: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--repeats", type=int, nargs="+", default=[1, 16, 32])
     args = parser.parse_args()
     print(f"{'repeats':>7} {'video s':>8} {'utterances':>10} {'analysis s':>10} {'peak MB':>8} {'ratio':>6}")
     base = None

@@ -34,8 +34,10 @@ def main() -> None:
     from moodlens.models.face import load_face_expert
     from moodlens.models.text import load_text_expert
     from moodlens.pipeline import analyze
+    from moodlens.process import limit_heap_growth
     from moodlens.utterances import _whisper
 
+    limit_heap_growth()  # as the CLI does
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     load_text_expert()

@@ -135,3 +135,8 @@ def test_cover_art_is_not_video(tmp_path: Path) -> None:
     assert info.has_audio and not info.has_video
     with pytest.raises(InvalidMediaError, match="has no video stream"):
         next(iter(sample_frames(path)))
+
+
+def test_also_at_adds_frames_between_samples(media_dir: Path) -> None:
+    frames = list(sample_frames(media_dir / "h264_aac.mp4", fps=1.0, also_at=[0.25, 1.72]))
+    assert [round(f.time, 1) for f in frames] == [0.0, 0.3, 1.3, 1.8]

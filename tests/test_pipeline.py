@@ -29,6 +29,8 @@ def test_video_without_audio_is_face_only(media_dir: Path) -> None:
     assert [(u.start, u.end) for u in analysis.utterances] == [(0.0, 5.0), (5.0, 6.0)]
     assert all(u.source == "window" and u.modalities_used == ["face"] for u in analysis.utterances)
     assert any("no audio stream" in n for n in analysis.notes)
+    assert analysis.modalities["face"].available
+    assert analysis.modalities["text"].reason == "no audio stream and no transcript"
     validate(analysis.to_dict())
 
 
@@ -37,7 +39,8 @@ def test_no_speech_gives_zero_utterances_and_a_note(media_dir: Path) -> None:
     assert analysis.utterances == []
     assert analysis.summary.dominant_emotion is None
     assert any("no speech" in n for n in analysis.notes)
-    assert not analysis.modalities["face"].available
+    assert analysis.modalities["face"].reason == "no video stream"
+    assert analysis.modalities["text"].reason == "no speech found"
     validate(analysis.to_dict())
 
 
@@ -50,6 +53,7 @@ def test_transcript_replaces_asr_and_no_face_drops_the_face(tmp_path: Path, medi
     assert [u.text for u in analysis.utterances] == ["I hate this so much!",
                                                      "This is wonderful, thank you!"]
     assert all(u.modalities_used == ["text"] for u in analysis.utterances)
+    assert analysis.modalities["face"].reason == "no face found in the sampled frames"
     assert analysis.utterances[0].sentiment.label == "negative"
     assert analysis.utterances[1].sentiment.label == "positive"
     assert analysis.settings["asr_model"] is None

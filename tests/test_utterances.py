@@ -2,13 +2,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from moodlens.errors import TranscriptError
 from moodlens.utterances import (
+    TranscribeOptions,
     Utterance,
     fixed_windows,
     parse_timestamp,
+    quietest_point,
     read_transcript,
     split_sentences,
     transcribe,
@@ -103,3 +106,22 @@ def test_transcribe_the_demo_offline() -> None:
     assert len(utterances) >= 5
     assert all(0 <= u.start < u.end <= 22.5 for u in utterances)
     assert [u.start for u in utterances] == sorted(u.start for u in utterances)
+
+
+def test_quietest_point_lands_in_the_silence() -> None:
+    rate = 16_000
+    loud = np.sin(np.arange(rate * 3) * 0.3).astype(np.float32)
+    samples = np.concatenate([loud, np.zeros(rate // 2, np.float32), loud])  # silence at 3.0-3.5 s
+    cut = quietest_point(samples, search=5 * rate)
+    assert 3.0 * rate <= cut <= 3.5 * rate
+    assert quietest_point(samples[:1000], search=5 * rate) == 1000  # too short to cut
+
+
+def test_chunked_transcription_keeps_the_words() -> None:
+    """Eight-second chunks force three cuts in the demo; each lands in a pause, not a word."""
+    chunked = list(transcribe(DEMO, TranscribeOptions(chunk_seconds=8.0)))
+    text = " ".join(u.text.lower() for u in chunked)
+    for word in ("welcome", "happy", "angry", "disgusting", "friend", "expect"):
+        assert word in text
+    assert [u.start for u in chunked] == sorted(u.start for u in chunked)
+    assert chunked[-1].end <= 22.5

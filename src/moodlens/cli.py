@@ -41,7 +41,10 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 @app.callback()
 def main() -> None:
+    from moodlens.process import limit_heap_growth
+
     _quiet_libraries()
+    limit_heap_growth()
 
 
 @app.command()

@@ -7,7 +7,7 @@ in memory, so a two-hour file costs what a two-minute one does.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,7 +182,7 @@ def iter_audio(
             _note(notes, f"{INCOMPLETE_MEDIA}: audio decoding failed after "
                          f"{(offset + pending_len) / SAMPLE_RATE:.1f} s ({_ffmpeg_reason(err)})")
         else:
-            _check_extent(container, "audio", (offset + pending_len) / SAMPLE_RATE, 0.5, notes)
+            _check_extent(stream, "audio", (offset + pending_len) / SAMPLE_RATE, 0.5, notes)
         if pending:
             yield offset / SAMPLE_RATE, np.concatenate(pending).astype(np.float32, copy=False)
 
@@ -198,8 +198,13 @@ def sample_frames(
     fps: float = 2.0,
     max_side: int = 640,
     notes: list[str] | None = None,
+    also_at: Sequence[float] = (),
 ) -> Iterator[Frame]:
-    """Yield frames at about `fps` per second, scaled so the longer side is <= max_side."""
+    """Yield frames at about `fps` per second, scaled so the longer side is <= max_side.
+
+    `also_at` names extra moments that must each get a frame (the first one at or after it),
+    so a moment shorter than the sampling interval is not skipped.
+    """
     if fps <= 0:
         raise ValueError("fps must be positive")
     path = Path(path)
@@ -209,6 +214,8 @@ def sample_frames(
         if stream is None:
             raise InvalidMediaError(path, "has no video stream")
         stream.thread_type = "AUTO"
+        extra = iter(sorted(also_at))
+        wanted = next(extra, None)
         next_time = 0.0
         last_time = 0.0
         produced = False
@@ -219,7 +226,10 @@ def sample_frames(
                 time = float(frame.time) if frame.time is not None else index / rate
                 index += 1
                 last_time = time
-                if time + 1e-6 < next_time:
+                take = time + 1e-6 >= next_time
+                while wanted is not None and time + 1e-6 >= wanted:
+                    take, wanted = True, next(extra, None)
+                if not take:
                     continue
                 next_time = time + step
                 produced = True
@@ -230,13 +240,19 @@ def sample_frames(
             _note(notes, f"{INCOMPLETE_MEDIA}: video decoding failed after {last_time:.1f} s "
                          f"({_ffmpeg_reason(err)})")
         else:
-            _check_extent(container, "video", last_time, max(1.0, 2 * step), notes)
+            _check_extent(stream, "video", last_time, max(1.0, 2 * step), notes)
 
 
-def _check_extent(container: av.container.InputContainer, kind: str, decoded: float, slack: float,
+def _check_extent(stream: av.stream.Stream, kind: str, decoded: float, slack: float,
                   notes: list[str] | None) -> None:
-    """A file whose index survives but whose data is cut decodes without error, then stops."""
-    duration = _duration(container)
+    """A file whose index survives but whose data is cut decodes without error, then stops.
+
+    Each stream is held to its own duration: audio often runs a little past the video.
+    """
+    if stream.duration and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    else:
+        duration = _duration(stream.container)
     if duration and decoded < duration - slack:
         _note(notes, f"{INCOMPLETE_MEDIA}: {kind} ends at {decoded:.1f} s of {duration:.1f} s "
                      "(truncated file?)")

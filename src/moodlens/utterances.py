@@ -11,8 +11,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
+
 from moodlens.errors import TranscriptError
-from moodlens.media import iter_audio
+from moodlens.media import SAMPLE_RATE, iter_audio
 from moodlens.models.weights import resolve_asr_model
 
 if TYPE_CHECKING:
@@ -42,7 +44,7 @@ class TranscribeOptions:
     compute_type: str = "int8"
     beam_size: int = 1
     vad_filter: bool = True
-    chunk_seconds: float = 300.0
+    chunk_seconds: float = 60.0
     split_sentences: bool = True
 
 
@@ -61,30 +63,57 @@ def transcribe(
 ) -> Iterator[Utterance]:
     """Yield utterances lazily, chunk by chunk, so memory stays flat on long media.
 
-    A chunk boundary may split one spoken sentence in two; VAD places most boundaries in
-    silence, and five-minute chunks make it rare.
+    A chunk that has a successor is cut at its quietest moment near the end, and the rest is
+    carried into the next chunk, so chunking does not cut words in half.
     """
     options = options or TranscribeOptions()
     compute_type = options.compute_type
     if options.device == "cuda" and compute_type == "int8":
         compute_type = "float16"
     model = _whisper(options.model, options.device, compute_type)
-    english_only = options.model.endswith(".en")
+    held: tuple[float, np.ndarray] | None = None
     for offset, samples in iter_audio(path, options.chunk_seconds, notes):
-        segments, _ = model.transcribe(
-            samples,
-            language="en" if english_only else None,
-            beam_size=options.beam_size,
-            vad_filter=options.vad_filter,
-            condition_on_previous_text=False,
-            word_timestamps=options.split_sentences,
-        )
-        for segment in segments:
-            for start, end, text in split_sentences(segment) if options.split_sentences else [
-                (segment.start, segment.end, segment.text.strip())
-            ]:
-                if text:
-                    yield Utterance(start=offset + start, end=offset + end, text=text)
+        if held is not None:
+            start, audio = held
+            cut = quietest_point(audio, int(CUT_SEARCH_SECONDS * SAMPLE_RATE))
+            yield from _transcribe_piece(model, audio[:cut], start, options)
+            offset, samples = start + cut / SAMPLE_RATE, np.concatenate([audio[cut:], samples])
+        held = (offset, samples)
+    if held is not None:
+        yield from _transcribe_piece(model, held[1], held[0], options)
+
+
+def _transcribe_piece(
+    model: WhisperModel, samples: np.ndarray, offset: float, options: TranscribeOptions
+) -> Iterator[Utterance]:
+    segments, _ = model.transcribe(
+        samples,
+        language="en" if options.model.endswith(".en") else None,
+        beam_size=options.beam_size,
+        vad_filter=options.vad_filter,
+        condition_on_previous_text=False,
+        word_timestamps=options.split_sentences,
+    )
+    for segment in segments:
+        pieces = split_sentences(segment) if options.split_sentences else [
+            (segment.start, segment.end, segment.text.strip())
+        ]
+        for start, end, text in pieces:
+            if text:
+                yield Utterance(start=offset + start, end=offset + end, text=text)
+
+
+CUT_SEARCH_SECONDS = 5.0
+
+
+def quietest_point(samples: np.ndarray, search: int, window: int = SAMPLE_RATE // 10) -> int:
+    """Centre of the quietest `window` among the last `search` samples: a safe place to cut."""
+    tail = samples[-search:]
+    count = tail.size // window
+    if count < 2:
+        return samples.size
+    energy = np.square(tail[: count * window].reshape(count, window)).mean(axis=1)
+    return samples.size - tail.size + int(energy.argmin()) * window + window // 2
 
 
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*$")
