@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip==25.3
 	# torch 2.13.0 is the light CPU build; constraints.txt freezes the rest of the tree.
-	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,baselines]'
 	touch $(STAMP)
 
 venv: $(STAMP)

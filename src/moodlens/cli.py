@@ -209,6 +209,53 @@ def train_text(
                   f"{dev['sentiment_weighted_f1']:.4f}; wrote {out}", highlight=False)
 
 
+@app.command()
+def evaluate(
+    meld_csv: Annotated[Path, typer.Option(help="A MELD-format CSV (e.g. dev_sent_emo.csv).")],
+    modality: Annotated[str, typer.Option(help="Which expert to evaluate: text.")] = "text",
+    baselines: Annotated[bool, typer.Option(help="Also run VADER, TextBlob and nade on the same rows.")] = (
+        False),
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
+    out: Annotated[Path, typer.Option(help="Folder for the confusion-matrix PNGs.")] = Path("evaluation"),
+) -> None:
+    """Accuracy, weighted and macro F1, per-class scores and confusion matrices on a MELD CSV."""
+    import json
+
+    from moodlens.baselines import BaselineUnavailableError
+    from moodlens.data.meld import MeldFormatError
+    from moodlens.evaluation import evaluate_meld_csv, write_confusion_png
+
+    try:
+        result = evaluate_meld_csv(meld_csv, modality, baselines)
+    except (MeldFormatError, BaselineUnavailableError, ValueError) as err:
+        raise _fail(str(err)) from None
+    stem = meld_csv.stem
+    pngs = [write_confusion_png(m, out / f"{stem}.{task}.confusion.png", f"{task}: {result.model}")
+            for task, m in (("emotion", result.ours.emotion), ("sentiment", result.ours.sentiment)) if m]
+    if json_output:
+        print(json.dumps(result.to_json(), indent=2))
+        return
+    table = Table(title=f"{meld_csv.name}: {result.n} rows, {result.seconds:.1f} s",
+                  caption=f"moodlens text = {result.model}")
+    for column in ("system", "emotion acc", "emotion wF1", "emotion macro-F1", "sentiment acc",
+                   "sentiment wF1", "sentiment macro-F1"):
+        table.add_column(column, justify="left" if column == "system" else "right")
+    for system in [result.ours, *result.baselines]:
+        cells = []
+        for m in (system.emotion, system.sentiment):
+            cells += [f"{m.accuracy:.3f}", f"{m.weighted_f1:.3f}", f"{m.macro_f1:.3f}"] if m else ["-"] * 3
+        table.add_row(system.system, *cells)
+    console.print(table)
+    for task, m in (("emotion", result.ours.emotion), ("sentiment", result.ours.sentiment)):
+        per_class = Table(title=f"{task}, per class ({result.ours.system})")
+        for column in ("label", "precision", "recall", "F1", "support"):
+            per_class.add_column(column, justify="left" if column == "label" else "right")
+        for label, c in m.per_class.items():
+            per_class.add_row(label, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", str(c.support))
+        console.print(per_class)
+    console.print("wrote " + ", ".join(str(p) for p in pngs), highlight=False)
+
+
 def run() -> None:
     try:
         app()
