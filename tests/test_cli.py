@@ -91,12 +91,22 @@ def test_truncated_but_readable_file_fails_and_keeps_partial_results(tmp_path: P
         (["--fps", "0"], "--fps must be in"),
         (["--device", "tpu"], "--device must be cpu or cuda"),
         (["--fusion-weights", "smell=1"], "unknown modality"),
+        (["--asr-model", "large-v3"], "is not packaged here and the hub is off"),
     ],
 )
 def test_bad_options(tmp_path: Path, args: list[str], message: str) -> None:
     result = invoke("analyze", DEMO, "--out", tmp_path, *args)
     assert result.exit_code == 2 and message in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_cuda_without_a_gpu(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present; this checks the message when there is none")
+    result = invoke("analyze", DEMO, "--out", tmp_path, "--device", "cuda")
+    assert result.exit_code == 2 and "no CUDA GPU is available" in result.stderr
 
 
 def test_bad_transcript_is_reported(tmp_path: Path, media_dir: Path) -> None:

@@ -103,6 +103,14 @@ def test_bad_input_raises_typed_error_naming_the_file(tmp_path: Path, media_dir:
     assert "\n" not in message
 
 
+@pytest.mark.parametrize("special", ["/dev/zero", "/dev/urandom"])
+def test_device_files_are_refused_without_reading(special: str) -> None:
+    if not Path(special).exists():
+        pytest.skip(f"{special} does not exist here")
+    with pytest.raises(InvalidMediaError, match="not a regular file"):
+        probe(special)
+
+
 def test_expand_path(tmp_path: Path, media_dir: Path) -> None:
     found = expand_path(media_dir)
     assert {p.name for p in found} >= {"h264_aac.mp4", "tone.wav", "vp9_opus.webm"}

@@ -87,6 +87,14 @@ def analyze(
             raise _fail("--device cuda asked for, but no CUDA GPU is available")
     if transcript is not None and len(paths) > 1:
         raise _fail("--transcript applies to one media file; give exactly one PATH")
+    if transcript is None:
+        from moodlens.errors import ModelNotFoundError
+        from moodlens.models.weights import resolve_asr_model
+
+        try:
+            resolve_asr_model(asr_model)
+        except ModelNotFoundError as err:
+            raise _fail(str(err)) from None
 
     files: list[Path] = []
     failures = 0
@@ -134,7 +142,8 @@ def analyze(
 
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
-        "{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=errors, transient=True)
+        "{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=errors, transient=True,
+        disable=not errors.is_terminal)  # bars are for people; logs get the table and errors only
 
 
 def _updater(progress: Progress, tasks: dict[str, TaskID]) -> Callable[[str, float], None]:

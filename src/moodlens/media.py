@@ -60,6 +60,8 @@ def _check_file(path: Path) -> None:
         raise InvalidMediaError(path, "file not found")
     if path.is_dir():
         raise InvalidMediaError(path, "is a folder, not a media file")
+    if not path.is_file():
+        raise InvalidMediaError(path, "is not a regular file (a device, pipe or socket)")
     if path.stat().st_size == 0:
         raise InvalidMediaError(path, "file is empty")
 
