@@ -39,6 +39,10 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+TextWeights = Annotated[Path | None, typer.Option(
+    help="A text model file (from train-text or finetune-text); default: the shipped one.")]
+
+
 @app.callback()
 def main() -> None:
     from moodlens.process import limit_heap_growth
@@ -62,6 +66,7 @@ def analyze(
         "tiny.en"),
     fusion_weights: Annotated[str, typer.Option(
         help="Decision-level fusion weights, e.g. text=1,face=0.25,voice=0.")] = "",
+    text_weights: TextWeights = None,
     debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
 ) -> None:
     """Analyse media files and write NAME.analysis.json, NAME.utterances.csv and NAME.srt."""
@@ -87,6 +92,8 @@ def analyze(
             raise _fail("--device cuda asked for, but no CUDA GPU is available")
     if transcript is not None and len(paths) > 1:
         raise _fail("--transcript applies to one media file; give exactly one PATH")
+    if text_weights is not None and not text_weights.is_file():
+        raise _fail(f"{text_weights}: text model file not found")
     if transcript is None:
         from moodlens.errors import ModelNotFoundError
         from moodlens.models.weights import resolve_asr_model
@@ -111,7 +118,8 @@ def analyze(
     from moodlens.pipeline import analyze as run
 
     options = AnalyzeOptions(asr_model=asr_model, transcript=str(transcript) if transcript else None,
-                             fps=fps, device=device, fusion=weights)
+                             fps=fps, device=device, fusion=weights,
+                             text_weights=str(text_weights) if text_weights else None)
     for path in files:
         try:
             with _progress() as progress:
@@ -225,6 +233,7 @@ def evaluate(
     baselines: Annotated[bool, typer.Option(help="Also run VADER, TextBlob and nade on the same rows.")] = (
         False),
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
+    text_weights: TextWeights = None,
     out: Annotated[Path, typer.Option(help="Folder for the confusion-matrix PNGs.")] = Path("evaluation"),
 ) -> None:
     """Accuracy, weighted and macro F1, per-class scores and confusion matrices on a MELD CSV."""
@@ -235,7 +244,8 @@ def evaluate(
     from moodlens.evaluation import evaluate_meld_csv, write_confusion_png
 
     try:
-        result = evaluate_meld_csv(meld_csv, modality, baselines)
+        result = evaluate_meld_csv(meld_csv, modality, baselines,
+                                   str(text_weights) if text_weights else None)
     except (MeldFormatError, BaselineUnavailableError, ValueError) as err:
         raise _fail(str(err)) from None
     stem = meld_csv.stem
@@ -263,6 +273,34 @@ def evaluate(
             per_class.add_row(label, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", str(c.support))
         console.print(per_class)
     console.print("wrote " + ", ".join(str(p) for p in pngs), highlight=False)
+
+
+@app.command("finetune-text")
+def finetune_text(
+    meld_dir: Annotated[Path, typer.Option(
+        help="Folder with MELD's train_sent_emo.csv and dev_sent_emo.csv.")] = Path(
+        "../shared/data/meld/MELD"),
+    out: Annotated[Path, typer.Option(help="Where to write adapters + heads (safetensors).")] = Path(
+        "text_lora.safetensors"),
+    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    seed: int = 0,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N rows of each split.")] = None,
+) -> None:
+    """Fine-tune MiniLM with LoRA on MELD train (context + utterance); keep the best dev epoch."""
+    from moodlens.data.meld import MeldFormatError
+    from moodlens.training.finetune import FinetuneConfig, finetune
+
+    config = FinetuneConfig(train_csv=str(meld_dir / "train_sent_emo.csv"),
+                            dev_csv=str(meld_dir / "dev_sent_emo.csv"), out=str(out),
+                            epochs=epochs, seed=seed, limit=limit)
+    try:
+        summary = finetune(config, lambda line: console.print(line, highlight=False))
+    except MeldFormatError as err:
+        raise _fail(str(err)) from None
+    dev = summary["dev"]
+    console.print(f"best epoch {summary['best_epoch']}: dev emotion weighted-F1 "
+                  f"{dev['emotion_weighted_f1']:.4f}, sentiment weighted-F1 "
+                  f"{dev['sentiment_weighted_f1']:.4f}; wrote {out}", highlight=False)
 
 
 def run() -> None:

@@ -13,7 +13,7 @@ import numpy as np
 from moodlens.data.meld import MeldRow, dialogue_texts, read_meld_csv
 from moodlens.features import text_with_context
 from moodlens.labels import EMOTIONS, SENTIMENTS
-from moodlens.models.text import TextExpert, load_text_expert
+from moodlens.models.text import TextModel, load_text_expert
 from moodlens.training.metrics import TaskMetrics, task_metrics
 
 MODALITIES = ("text",)
@@ -53,7 +53,7 @@ class Evaluation:
         }
 
 
-def predict_rows(rows: list[MeldRow], expert: TextExpert) -> tuple[np.ndarray, np.ndarray]:
+def predict_rows(rows: list[MeldRow], expert: TextModel) -> tuple[np.ndarray, np.ndarray]:
     """Emotion and sentiment indices, each row seen with the turns before it in its dialogue."""
     pairs = [text_with_context(h, expert.config.context_turns) for h in dialogue_texts(rows)]
     emotion, sentiment = expert.predict([p[0] for p in pairs], [p[1] for p in pairs])
@@ -66,6 +66,7 @@ def evaluate_meld_csv(
     baselines: bool = False,
     weights: str | None = None,
 ) -> Evaluation:
+    """Our text model (the shipped one, or `weights`) on every row, baselines optionally beside."""
     if modality not in MODALITIES:
         raise ValueError(
             f"modality {modality!r} cannot be evaluated from a CSV alone; face and voice need the "
@@ -93,7 +94,7 @@ def evaluate_meld_csv(
                 others.append(SystemResult(name, task_metrics(emotion_true, predicted, EMOTIONS), None))
             else:
                 others.append(SystemResult(name, None, task_metrics(sentiment_true, predicted, SENTIMENTS)))
-    model = f"{expert.config.encoder} (frozen) + MLP heads, {expert.config.context_turns} turns of context"
+    model = expert.description
     return Evaluation(str(path), len(rows), time.perf_counter() - start, model, ours, others)
 
 

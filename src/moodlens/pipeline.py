@@ -17,7 +17,7 @@ from moodlens.fusion import FusionWeights, fuse
 from moodlens.labels import EMOTIONS, SENTIMENTS
 from moodlens.media import MediaInfo, probe, sample_frames
 from moodlens.models.face import load_face_expert
-from moodlens.models.text import TextExpert, load_text_expert
+from moodlens.models.text import TextModel, load_text_expert
 from moodlens.summary import summarize
 from moodlens.utterances import (
     TranscribeOptions,
@@ -115,7 +115,7 @@ def _utterances(
 
 
 def _text_results(
-    utterances: Sequence[Utterance], expert: TextExpert, report: Progress
+    utterances: Sequence[Utterance], expert: TextModel, report: Progress
 ) -> list[ModalityResult | None]:
     report("text", 0.0)
     spoken = [i for i, u in enumerate(utterances) if u.text]
@@ -188,7 +188,7 @@ def _face_results(
 
 def _modality_info(
     info: MediaInfo,
-    text_expert: TextExpert,
+    text_expert: TextModel,
     text: Sequence[ModalityResult | None],
     face: Sequence[ModalityResult | None],
 ) -> dict[str, ModalityInfo]:
@@ -205,7 +205,7 @@ def _modality_info(
     return {
         "text": ModalityInfo(
             available=text_reason is None,
-            model=f"{text_expert.config.encoder} (frozen) + MLP heads",
+            model=text_expert.description,
             trained_on=(f"MELD train text; dev weighted-F1 emotion {dev.get('emotion_weighted_f1')}, "
                         f"sentiment {dev.get('sentiment_weighted_f1')}"),
             reason=text_reason,

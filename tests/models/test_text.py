@@ -4,20 +4,29 @@ import numpy as np
 import pytest
 
 from moodlens.labels import EMOTIONS, SENTIMENTS
-from moodlens.models.text import TextExpert, TextHeadWeights, load_text_expert
+from moodlens.models.text import LoraTextExpert, TextExpert, TextHeadWeights, load_text_expert
+
+SHIPPED = [TextHeadWeights.MELD_MINILM_LORA_V1, TextHeadWeights.MELD_MINILM_V1]
 
 
-def test_shipped_heads_load_with_their_dev_scores() -> None:
-    expert = load_text_expert()
+def test_default_is_the_fine_tuned_model() -> None:
+    assert isinstance(load_text_expert(), LoraTextExpert)
+    assert isinstance(load_text_expert(str(TextHeadWeights.MELD_MINILM_V1.path)), TextExpert)
+
+
+@pytest.mark.parametrize("weights", SHIPPED, ids=lambda w: w.name)
+def test_shipped_models_load_with_their_dev_scores(weights: TextHeadWeights) -> None:
+    expert = load_text_expert(str(weights.path))
     dev = expert.metadata["dev"]
-    assert dev["emotion_weighted_f1"] > 0.5 and dev["sentiment_weighted_f1"] > 0.6
-    assert TextHeadWeights.MELD_MINILM_V1.path.stat().st_size < 2_000_000
+    assert dev["emotion_weighted_f1"] > 0.55 and dev["sentiment_weighted_f1"] > 0.64
+    assert weights.path.stat().st_size < 20_000_000
     given = np.array(expert.metadata["sentiment_given_emotion"])
     assert given.shape == (7, 3) and np.allclose(given.sum(1), 1.0, atol=1e-3)
 
 
-def test_clearly_angry_and_clearly_happy_lines() -> None:
-    expert: TextExpert = load_text_expert()
+@pytest.mark.parametrize("weights", SHIPPED, ids=lambda w: w.name)
+def test_clearly_angry_and_clearly_happy_lines(weights: TextHeadWeights) -> None:
+    expert = load_text_expert(str(weights.path))
     emotion, sentiment = expert.predict(
         ["I am so furious with you, get out of my apartment right now!",
          "Oh my god, this is wonderful, I'm so happy for you!"],
@@ -43,7 +52,15 @@ def test_context_changes_the_prediction() -> None:
     assert not np.allclose(alone, after_news)
 
 
-@pytest.mark.parametrize("bad", ["/nonexistent/heads.safetensors"])
-def test_missing_weights_file(bad: str) -> None:
+def test_order_of_inputs_does_not_change_results() -> None:
+    """Length-sorted batching must put every result back in its row."""
+    expert = load_text_expert()
+    texts = ["No.", "I can't believe you did that to me, after everything!", "Okay, fine, whatever."]
+    forward, _ = expert.predict(texts, ["", "", ""])
+    backward, _ = expert.predict(texts[::-1], ["", "", ""])
+    assert np.allclose(forward, backward[::-1], atol=1e-5)
+
+
+def test_missing_weights_file() -> None:
     with pytest.raises(FileNotFoundError):
-        TextExpert(bad)
+        TextExpert("/nonexistent/heads.safetensors")

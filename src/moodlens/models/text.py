@@ -1,4 +1,9 @@
-"""Text expert: a frozen sentence encoder (MiniLM) and small emotion and sentiment heads."""
+"""Text experts, each giving emotion and sentiment probabilities for an utterance in context.
+
+- LoraTextExpert (the default): MiniLM fine-tuned on MELD through LoRA adapters, reading the
+  previous turns as segment A and the utterance as segment B, pooled over the utterance.
+- TextExpert: a frozen MiniLM and small MLP heads (the first model; `moodlens train-text`).
+"""
 
 from __future__ import annotations
 
@@ -30,9 +35,10 @@ class TextHeadConfig:
 
 
 class TextHeadWeights(Enum):
-    """Heads shipped with moodlens. The value is the file under moodlens/weights/."""
+    """Text models shipped with moodlens. The value is the file under moodlens/weights/."""
 
     MELD_MINILM_V1 = "text_meld_minilm_v1.safetensors"
+    MELD_MINILM_LORA_V1 = "text_meld_minilm_lora_v1.safetensors"
 
     @property
     def path(self) -> Path:
@@ -129,6 +135,7 @@ class TextExpert:
         self.config = self.head.config
         self.encoder = _encoder(self.config.encoder, device, self.config.max_tokens)
         self.device = device
+        self.description = f"{self.config.encoder} (frozen) + MLP heads"
 
     @torch.inference_mode()
     def predict(
@@ -150,6 +157,118 @@ def _encoder(name: str, device: str, max_tokens: int) -> SentenceEncoder:
     return SentenceEncoder(name, device, max_tokens)
 
 
+@dataclass(frozen=True)
+class LoraTextConfig:
+    encoder: str = "all-MiniLM-L6-v2"
+    context_turns: int = 3
+    max_tokens: int = 128
+    lora_rank: int = 32
+    lora_alpha: int = 64
+    lora_dropout: float = 0.1
+
+
+LORA_TARGETS = r".*encoder\.layer\.\d+\..*(query|key|value|dense)$"  # every linear layer
+
+
+class ContextualTextClassifier(nn.Module):
+    """Encoder over (context, target); the target's tokens are mean-pooled into both heads."""
+
+    def __init__(self, encoder: nn.Module, hidden: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.emotion = nn.Linear(hidden, len(EMOTIONS))
+        self.sentiment = nn.Linear(hidden, len(SENTIMENTS))
+
+    def forward(self, tokens: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.encoder(**tokens).last_hidden_state
+        # segment B is the target utterance; the context in segment A only informs it
+        mask = (tokens["attention_mask"] * tokens["token_type_ids"]).unsqueeze(-1).to(hidden.dtype)
+        pooled = self.dropout((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+        return self.emotion(pooled), self.sentiment(pooled)
+
+
+def build_lora_classifier(config: LoraTextConfig) -> tuple[ContextualTextClassifier, object]:
+    """The packaged (or hub) encoder wrapped with fresh LoRA adapters, and its tokenizer."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    folder = resolve_text_encoder(config.encoder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    base = AutoModel.from_pretrained(folder, add_pooling_layer=False)
+    lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha,
+                      lora_dropout=config.lora_dropout, target_modules=LORA_TARGETS)
+    return ContextualTextClassifier(get_peft_model(base, lora), base.config.hidden_size), tokenizer
+
+
+def encode_pairs(tokenizer: object, contexts: Sequence[str], targets: Sequence[str], max_tokens: int
+                 ) -> dict[str, torch.Tensor]:
+    """Context as segment A, target as B. Truncation cuts the context, never the target."""
+    return tokenizer(list(contexts), list(targets), padding=True,
+                     truncation="only_first" if any(contexts) else True,
+                     max_length=max_tokens, return_tensors="pt", return_token_type_ids=True)
+
+
+@torch.inference_mode()
+def classify_pairs(model: ContextualTextClassifier, tokenizer: object, contexts: Sequence[str],
+                   targets: Sequence[str], max_tokens: int, batch_size: int = 64,
+                   device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities for each (context, target), in length-sorted batches to keep padding low."""
+    model.eval()
+    order = np.argsort([len(c) + len(t) for c, t in zip(contexts, targets, strict=True)], kind="stable")
+    emotion = np.zeros((len(targets), len(EMOTIONS)))
+    sentiment = np.zeros((len(targets), len(SENTIMENTS)))
+    for begin in range(0, len(order), batch_size):
+        index = order[begin : begin + batch_size]
+        tokens = encode_pairs(tokenizer, [contexts[i] for i in index], [targets[i] for i in index],
+                              max_tokens).to(device)
+        e, s = model(tokens)
+        emotion[index] = e.softmax(-1).double().cpu().numpy()
+        sentiment[index] = s.softmax(-1).double().cpu().numpy()
+    return emotion, sentiment
+
+
+class LoraTextExpert:
+    """MiniLM + MELD-trained LoRA adapters (merged into the weights at load) + joint heads."""
+
+    name = "text"
+
+    def __init__(self, weights: str | Path | None = None, device: str = "cpu") -> None:
+        path = Path(weights) if weights else TextHeadWeights.MELD_MINILM_LORA_V1.path
+        with safe_open(str(path), framework="pt") as handle:
+            raw = handle.metadata() or {}
+        self.config = LoraTextConfig(**json.loads(raw["model"]))
+        self.metadata = {k: json.loads(v) for k, v in raw.items() if k != "model"}
+        model, self.tokenizer = build_lora_classifier(self.config)
+        trained = load_file(str(path))
+        missing = [k for k in model.state_dict() if k not in trained and ("lora_" in k or
+                                                                           not k.startswith("encoder."))]
+        if missing:
+            raise ValueError(f"{path}: not a LoRA text model (missing {missing[:3]})")
+        model.load_state_dict(trained, strict=False)
+        model.encoder = model.encoder.merge_and_unload()  # plain MiniLM speed at inference
+        self.model = model.to(device).eval()
+        self.device = device
+        self.description = (f"{self.config.encoder} + LoRA r={self.config.lora_rank} fine-tuned on MELD, "
+                            f"{self.config.context_turns} turns of context")
+
+    def predict(self, targets: Sequence[str], contexts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        if not targets:
+            return np.zeros((0, len(EMOTIONS))), np.zeros((0, len(SENTIMENTS)))
+        return classify_pairs(self.model, self.tokenizer, contexts, targets, self.config.max_tokens,
+                              device=self.device)
+
+
+TextModel = TextExpert | LoraTextExpert
+
+
 @lru_cache(maxsize=2)
-def load_text_expert(weights: str | None = None, device: str = "cpu") -> TextExpert:
-    return TextExpert(weights, device)
+def load_text_expert(weights: str | None = None, device: str = "cpu") -> TextModel:
+    """The shipped LoRA model by default; any file written by train-text or finetune-text."""
+    torch.set_num_threads(int(os.environ.get("MOODLENS_THREADS", "0")) or (os.cpu_count() or 1))
+    path = Path(weights) if weights else TextHeadWeights.MELD_MINILM_LORA_V1.path
+    with safe_open(str(path), framework="pt") as handle:
+        kind = (handle.metadata() or {}).get("kind")
+    return LoraTextExpert(path, device) if kind == '"lora-classifier"' else TextExpert(path, device)
