@@ -43,6 +43,17 @@ TextWeights = Annotated[Path | None, typer.Option(
     help="A text model file (from train-text or finetune-text); default: the shipped one.")]
 
 
+MeldDir = Annotated[Path, typer.Option(help="Folder with MELD's train_sent_emo.csv and dev_sent_emo.csv.")]
+RowLimit = Annotated[int | None, typer.Option(help="Use only the first N rows of each split.")]
+
+
+def _report_best(summary: dict, out: Path) -> None:
+    dev = summary["dev"]
+    console.print(f"best epoch {summary['best_epoch']}: dev emotion weighted-F1 "
+                  f"{dev['emotion_weighted_f1']:.4f}, sentiment weighted-F1 "
+                  f"{dev['sentiment_weighted_f1']:.4f}; wrote {out}", highlight=False)
+
+
 @app.callback()
 def main() -> None:
     from moodlens.process import limit_heap_growth
@@ -193,14 +204,12 @@ def _print_analysis(analysis: Analysis, written: list[Path]) -> None:
 
 @app.command("train-text")
 def train_text(
-    meld_dir: Annotated[Path, typer.Option(
-        help="Folder with MELD's train_sent_emo.csv and dev_sent_emo.csv.")] = Path(
-        "../shared/data/meld/MELD"),
+    meld_dir: MeldDir = Path("../shared/data/meld/MELD"),
     out: Annotated[Path, typer.Option(help="Where to write the heads (safetensors).")] = Path(
         "text_heads.safetensors"),
     epochs: Annotated[int, typer.Option(min=1)] = 12,
     seed: int = 0,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N rows of each split.")] = None,
+    limit: RowLimit = None,
 ) -> None:
     """Train the text expert's heads on MELD train over frozen MiniLM; select the epoch on dev."""
     from moodlens.data.meld import MeldFormatError
@@ -220,10 +229,7 @@ def train_text(
         summary = run(config, show)
     except MeldFormatError as err:
         raise _fail(str(err)) from None
-    dev = summary["dev"]
-    console.print(f"best epoch {summary['best_epoch']}: dev emotion weighted-F1 "
-                  f"{dev['emotion_weighted_f1']:.4f}, sentiment weighted-F1 "
-                  f"{dev['sentiment_weighted_f1']:.4f}; wrote {out}", highlight=False)
+    _report_best(summary, out)
 
 
 @app.command()
@@ -277,14 +283,12 @@ def evaluate(
 
 @app.command("finetune-text")
 def finetune_text(
-    meld_dir: Annotated[Path, typer.Option(
-        help="Folder with MELD's train_sent_emo.csv and dev_sent_emo.csv.")] = Path(
-        "../shared/data/meld/MELD"),
+    meld_dir: MeldDir = Path("../shared/data/meld/MELD"),
     out: Annotated[Path, typer.Option(help="Where to write adapters + heads (safetensors).")] = Path(
         "text_lora.safetensors"),
     epochs: Annotated[int, typer.Option(min=1)] = 3,
     seed: int = 0,
-    limit: Annotated[int | None, typer.Option(help="Use only the first N rows of each split.")] = None,
+    limit: RowLimit = None,
 ) -> None:
     """Fine-tune MiniLM with LoRA on MELD train (context + utterance); keep the best dev epoch."""
     from moodlens.data.meld import MeldFormatError
@@ -297,10 +301,7 @@ def finetune_text(
         summary = finetune(config, lambda line: console.print(line, highlight=False))
     except MeldFormatError as err:
         raise _fail(str(err)) from None
-    dev = summary["dev"]
-    console.print(f"best epoch {summary['best_epoch']}: dev emotion weighted-F1 "
-                  f"{dev['emotion_weighted_f1']:.4f}, sentiment weighted-F1 "
-                  f"{dev['sentiment_weighted_f1']:.4f}; wrote {out}", highlight=False)
+    _report_best(summary, out)
 
 
 def run() -> None:
