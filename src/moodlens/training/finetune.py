@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -25,8 +24,6 @@ from moodlens.labels import EMOTIONS, SENTIMENTS
 from moodlens.models.text import LoraTextConfig, build_lora_classifier, classify_pairs, encode_pairs
 from moodlens.training.metrics import task_metrics
 from moodlens.training.text import class_weights, sentiment_given_emotion
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,8 +21,6 @@ from moodlens.data.meld import MeldRow, dialogue_texts, read_meld_csv
 from moodlens.features import text_with_context
 from moodlens.labels import EMOTIONS, SENTIMENTS
 from moodlens.models.text import SentenceEncoder, TextEmotionHead, TextHeadConfig
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
