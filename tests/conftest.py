@@ -57,3 +57,25 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_media(folder / "tone.mp3", video_codec=None, audio_codec="libmp3lame", audio_rate=44_100)
     write_media(folder / "tone.m4a", video_codec=None, audio_codec="aac", audio_rate=44_100)
     return folder
+
+
+@pytest.fixture(scope="session")
+def meld_raw(tmp_path_factory: pytest.TempPathFactory, meld_clips: list[dict[str, str]]
+             ) -> tuple[Path, dict[str, list[str]]]:
+    """MELD.Raw layout: 7 real clips + 3 generated ones as train, 4 real + 1 generated as dev."""
+    from tests.meld_fixture import build_meld_raw
+
+    root = tmp_path_factory.mktemp("MELD.Raw")
+    return root, build_meld_raw(root, meld_clips)
+
+
+@pytest.fixture(scope="session")
+def meld_cache(tmp_path_factory: pytest.TempPathFactory, meld_raw: tuple[Path, dict[str, list[str]]]) -> Path:
+    """The fixture's train and dev splits, prepared once for every test that trains."""
+    pytest.importorskip("torchvision", reason="the multimodal extra is not installed")
+    from moodlens.data.cache import prepare_split
+
+    cache = tmp_path_factory.mktemp("meld-cache")
+    for split in ("train", "dev"):
+        prepare_split(meld_raw[0], split, cache, workers=2)
+    return cache

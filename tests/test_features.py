@@ -18,3 +18,42 @@ def test_face_tensor_scales_to_minus_one_one() -> None:
     batch = face_tensor(crops)
     assert batch.shape == (2, 1, 64, 64)
     assert batch[0].max() == -1.0 and batch[1].min() == 1.0
+
+
+def test_log_mel_shape_and_pitch() -> None:
+    from moodlens.features import MEL_BANDS, MEL_FRAMES, log_mel
+
+    t = np.arange(16_000, dtype=np.float32) / 16_000
+    low, high = (log_mel(np.sin(2 * np.pi * hz * t)) for hz in (300.0, 3000.0))
+    assert low.shape == high.shape == (MEL_BANDS, MEL_FRAMES) and low.dtype == np.float32
+    # one second of audio fills 98 frames; the rest is padded with silence's value
+    assert np.all(low[:, 99:] == low[0, -1])
+    assert low[:, :90].mean(1).argmax() < high[:, :90].mean(1).argmax()
+    assert log_mel(np.zeros(10), frames=None).shape[1] == 1  # shorter than one window still works
+    assert log_mel(np.zeros(16_000 * 10)).shape == (MEL_BANDS, MEL_FRAMES)  # longer is cut
+
+
+def test_clip_tensor_spreads_and_crops() -> None:
+    from moodlens.features import clip_tensor
+
+    frames = [np.full((90, 160, 3), i, np.uint8) for i in range(40)]
+    clip = clip_tensor(frames, length=16, size=112)
+    assert clip.shape == (16, 112, 112, 3) and clip.dtype == np.uint8
+    assert clip[0, 0, 0, 0] == 0 and clip[-1, 0, 0, 0] == 39  # first and last frames, evenly between
+    assert clip_tensor(frames[:3], length=16).shape[0] == 16  # few frames repeat, never black
+
+
+def test_utterance_clips_and_audio_follow_their_spans() -> None:
+    from moodlens.features import utterance_audio, utterance_clips
+
+    spans = [(0.0, 1.0), (0.5, 2.0), (5.0, 6.0), (9.0, 9.5)]
+    frames = ((i / 10, np.full((60, 80, 3), i, np.uint8)) for i in range(80))  # 8 s at 10 fps
+    clips = utterance_clips(frames, spans, length=4, size=32)
+    assert clips[0][0, 0, 0, 0] == 0 and clips[0][-1, 0, 0, 0] == 10
+    assert clips[1][0, 0, 0, 0] == 5 and clips[2][-1, 0, 0, 0] == 60
+    assert clips[3] is None  # no frame falls inside it
+    samples = np.arange(16_000 * 8, dtype=np.float32)
+    chunks = ((offset, samples[offset * 16_000 : (offset + 3) * 16_000]) for offset in (0, 3, 6))
+    audio = utterance_audio(chunks, [(2.5, 3.5), (4.0, 20.0)], seconds=1.0)
+    assert np.array_equal(audio[0], samples[40_000:56_000])  # crosses the chunk boundary at 3 s
+    assert np.array_equal(audio[1], samples[64_000:80_000])  # only the first `seconds` is kept

@@ -1,4 +1,4 @@
-"""`moodlens analyze | train-text`: typer commands with rich progress and tables."""
+"""`moodlens analyze | evaluate | train-text`: typer commands with rich progress and tables."""
 
 from __future__ import annotations
 
@@ -40,10 +40,9 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 TextWeights = Annotated[Path | None, typer.Option(
-    help="A text model file (from train-text or finetune-text); default: the shipped one.")]
+    help="A text model file written by train-text; default: the shipped one.")]
 
 
-MeldDir = Annotated[Path, typer.Option(help="Folder with MELD's train_sent_emo.csv and dev_sent_emo.csv.")]
 RowLimit = Annotated[int | None, typer.Option(help="Use only the first N rows of each split.")]
 
 
@@ -71,7 +70,7 @@ def _flat_memory() -> None:
 def analyze(
     paths: Annotated[list[Path], typer.Argument(help="Media files or folders of media.")],
     out: Annotated[Path, typer.Option(help="Folder for the output files.")] = Path("."),
-    format: Annotated[str, typer.Option("--format", help="Comma list: json,csv,srt,vtt.")] = (
+    format: Annotated[str, typer.Option("--format", help="Comma list: json,csv,srt,vtt,html.")] = (
         "json,csv,srt"),
     transcript: Annotated[Path | None, typer.Option(
         help="SRT, VTT or MELD-style CSV to use instead of speech recognition.")] = None,
@@ -83,6 +82,8 @@ def analyze(
     fusion_weights: Annotated[str, typer.Option(
         help="Decision-level fusion weights, e.g. text=1,face=0.25,voice=0.")] = "",
     text_weights: TextWeights = None,
+    model: Annotated[Path | None, typer.Option(
+        help="A `moodlens train` bundle (DIR/best): one multimodal model, feature-level fusion.")] = None,
     debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
 ) -> None:
     """Analyse media files and write NAME.analysis.json, NAME.utterances.csv and NAME.srt."""
@@ -111,6 +112,8 @@ def analyze(
         raise _fail("--transcript applies to one media file; give exactly one PATH")
     if text_weights is not None and not text_weights.is_file():
         raise _fail(f"{text_weights}: text model file not found")
+    if model is not None:
+        _check_bundle(model, device)
     if transcript is None:
         from moodlens.errors import ModelNotFoundError
         from moodlens.models.weights import resolve_asr_model
@@ -136,7 +139,8 @@ def analyze(
 
     options = AnalyzeOptions(asr_model=asr_model, transcript=str(transcript) if transcript else None,
                              fps=fps, device=device, fusion=weights,
-                             text_weights=str(text_weights) if text_weights else None)
+                             text_weights=str(text_weights) if text_weights else None,
+                             model=str(model) if model else None)
     for path in files:
         try:
             with _progress() as progress:
@@ -163,6 +167,19 @@ def analyze(
     if failures:
         errors.print(f"{failures} of {inputs} input(s) failed", highlight=False)
         raise typer.Exit(1)
+
+
+def _check_bundle(folder: Path, device: str) -> None:
+    """Load a multimodal bundle once, up front, so a bad --model fails before any file is read."""
+    try:
+        from moodlens.feature_level import load_feature_model
+    except ImportError as err:
+        raise _fail(f"--model needs the multimodal extra ({err.name} is missing): "
+                    "pip install 'moodlens[multimodal]'") from None
+    try:
+        load_feature_model(str(folder), device)
+    except (MoodlensError, ValueError) as err:
+        raise _fail(str(err)) from None
 
 
 def _progress() -> Progress:
@@ -208,49 +225,148 @@ def _print_analysis(analysis: Analysis, written: list[Path]) -> None:
     console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
 
 
-@app.command("train-text")
-def train_text(
-    meld_dir: MeldDir = Path("../shared/data/meld/MELD"),
-    out: Annotated[Path, typer.Option(help="Where to write the heads (safetensors).")] = Path(
-        "text_heads.safetensors"),
-    epochs: Annotated[int, typer.Option(min=1)] = 12,
-    seed: int = 0,
-    limit: RowLimit = None,
-) -> None:
-    """Train the text expert's heads on MELD train over frozen MiniLM; select the epoch on dev."""
+def _evaluate_bundle(model: Path, meld_root: Path | None, split: str, cache: Path | None,
+                     json_output: bool) -> None:
+    import json
+
+    if meld_root is None:
+        raise _fail("--model needs --meld-root: the clips it is scored on")
+    _check_bundle(model, "cpu")
     from moodlens.data.meld import MeldFormatError
-    from moodlens.training.text import TextTrainConfig
-    from moodlens.training.text import train_text as run
-
-    config = TextTrainConfig(train_csv=str(meld_dir / "train_sent_emo.csv"),
-                             dev_csv=str(meld_dir / "dev_sent_emo.csv"), out=str(out),
-                             epochs=epochs, seed=seed, limit=limit)
-
-    def show(epoch: int, metrics: dict[str, float]) -> None:
-        console.print(f"epoch {epoch:3d}  loss {metrics['loss']:.4f}  dev emotion wF1 "
-                      f"{metrics['emotion_weighted_f1']:.4f}  sentiment wF1 "
-                      f"{metrics['sentiment_weighted_f1']:.4f}", highlight=False)
+    from moodlens.evaluation import evaluate_bundle
 
     try:
-        summary = run(config, show)
-    except MeldFormatError as err:
+        result = evaluate_bundle(model, meld_root, split, cache)
+    except (MeldFormatError, MoodlensError) as err:
         raise _fail(str(err)) from None
-    _report_best(summary, out)
+    if json_output:
+        print(json.dumps(result, indent=2))
+        return
+    _print_ablation(result["ablation"], f"{model} on {split} ({result['n']} clips)")
+
+
+def _print_ablation(ablation: dict[str, dict[str, float]], title: str) -> None:
+    table = Table(title=title)
+    for column in ("modalities", "emotion acc", "emotion wF1", "sentiment acc", "sentiment wF1"):
+        table.add_column(column, justify="left" if column == "modalities" else "right")
+    for name, m in ablation.items():
+        table.add_row(name, f"{m['emotion_accuracy']:.3f}", f"{m['emotion_weighted_f1']:.3f}",
+                      f"{m['sentiment_accuracy']:.3f}", f"{m['sentiment_weighted_f1']:.3f}")
+    console.print(table)
+
+
+@app.command("prepare-meld")
+def prepare_meld(
+    root: Annotated[Path, typer.Argument(help="MELD.Raw root, or a folder of dia*_utt*.mp4 clips with one CSV.")],
+    cache: Annotated[Path, typer.Option(help="Where the feature cache goes.")],
+    splits: Annotated[str, typer.Option(help="Comma list of splits.")] = "train,dev",
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes; default: one per core.")] = None,
+    text_encoder: Annotated[str, typer.Option(help="Frozen text encoder for the [CLS] features.")] = (
+        "bert-base-uncased"),
+) -> None:
+    """Decode every clip once into frames, log-mels and text features, in parallel."""
+    from moodlens.data.cache import prepare_split, read_index
+    from moodlens.data.meld import MeldFormatError
+
+    if not root.is_dir():
+        raise _fail(f"{root}: not a folder")
+    logging.getLogger("moodlens").setLevel(logging.WARNING)
+    for split in [s.strip() for s in splits.split(",") if s.strip()]:
+        if split not in ("train", "dev", "test"):
+            raise _fail(f"unknown split {split!r}: use train, dev or test")
+        with _progress() as progress:
+            task = progress.add_task(f"prepare {split}", total=None)
+            try:
+                folder = prepare_split(root, split, cache, text_encoder, workers,
+                                       lambda done, total, task=task: progress.update(task, completed=done,
+                                                                                       total=total))
+            except MeldFormatError as err:
+                raise _fail(str(err)) from None
+        index = read_index(folder)
+        console.print(f"{split}: {len(index['clips'])} clips cached in {folder} ({len(index['problems'])} "
+                      f"skipped), text features from {index['text_encoder']}", highlight=False)
+        for problem in index["problems"]:
+            console.print(f"  [yellow]skipped:[/] {problem}", highlight=False)
+
+
+@app.command()
+def train(
+    meld_root: Annotated[Path, typer.Option(help="MELD.Raw root (or a folder of clips with one CSV per split).")],
+    out: Annotated[Path, typer.Option(help="Run folder: best/, last.pt, tensorboard/, ablation.json.")],
+    config: Annotated[Path, typer.Option(help="YAML recipe.")] = Path("configs/meld-multimodal.yaml"),
+    cache: Annotated[Path | None, typer.Option(help="Feature cache (default OUT/cache; prepared if missing).")
+                     ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Overrides the recipe.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt.")] = False,
+) -> None:
+    """Train the reference multimodal model; `torchrun --nproc-per-node N -m moodlens.cli train ...` for DDP."""
+    try:
+        from moodlens.training.multimodal import train as run
+        from moodlens.training.recipe import RecipeError, load_multimodal_recipe
+    except ImportError as err:
+        raise _fail(f"training needs the multimodal extra ({err.name} is missing): "
+                    "pip install 'moodlens[multimodal]'") from None
+    from moodlens.data.meld import MeldFormatError
+
+    try:
+        recipe = load_multimodal_recipe(config, meld_root, out, epochs=epochs,
+                                        cache=str(cache) if cache else None)
+        summary = run(recipe, lambda line: console.print(line, highlight=False), resume=resume)
+    except (RecipeError, MeldFormatError, MoodlensError) as err:
+        raise _fail(str(err)) from None
+    if "ablation" in summary:
+        _print_ablation(summary["ablation"], f"dev ablation, best epoch {summary['best_epoch']}")
+        console.print(f"wrote {out / 'best'}", highlight=False)
+
+
+@app.command("train-text")
+def train_text(
+    config: Annotated[Path, typer.Option(help="A YAML recipe (configs/text-meld.yaml is the shipped model's).")
+                      ] = Path("configs/text-meld.yaml"),
+    meld_dir: Annotated[Path | None, typer.Option(
+        help="Folder with MELD's train_sent_emo.csv and dev_sent_emo.csv; overrides the recipe.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Where to write the model (safetensors).")] = None,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Overrides the recipe.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Overrides the recipe.")] = None,
+    limit: RowLimit = None,
+) -> None:
+    """Train a text model on MELD train from a recipe; the epoch is chosen on dev weighted F1."""
+    from moodlens.data.meld import MeldFormatError
+    from moodlens.training.recipe import RecipeError, load_recipe, train_recipe
+
+    try:
+        recipe = load_recipe(config, meld_dir, out, epochs=epochs, seed=seed, limit=limit)
+        summary = train_recipe(recipe, lambda line: console.print(line, highlight=False))
+    except (RecipeError, MeldFormatError) as err:
+        raise _fail(str(err)) from None
+    _report_best(summary, Path(recipe.out))
 
 
 @app.command()
 def evaluate(
-    meld_csv: Annotated[Path, typer.Option(help="A MELD-format CSV (e.g. dev_sent_emo.csv).")],
+    meld_csv: Annotated[Path | None, typer.Option(help="A MELD-format CSV (e.g. dev_sent_emo.csv).")] = None,
     modality: Annotated[str, typer.Option(help="Which expert to evaluate: text.")] = "text",
     baselines: Annotated[bool, typer.Option(help="Also run VADER, TextBlob and nade on the same rows.")] = (
         False),
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
     text_weights: TextWeights = None,
     out: Annotated[Path, typer.Option(help="Folder for the confusion-matrix PNGs.")] = Path("evaluation"),
+    model: Annotated[Path | None, typer.Option(
+        help="A `moodlens train` bundle (DIR/best), scored on MELD clips with its modality ablation.")] = None,
+    meld_root: Annotated[Path | None, typer.Option(help="MELD.Raw root (or a folder of clips + one CSV), "
+                                                   "with --model.")] = None,
+    split: Annotated[str, typer.Option(help="Split to score with --model.")] = "dev",
+    cache: Annotated[Path | None, typer.Option(help="Feature cache with --model (prepared if missing).")] = None,
 ) -> None:
     """Accuracy, weighted and macro F1, per-class scores and confusion matrices on a MELD CSV."""
     _flat_memory()
     import json
+
+    if model is not None:
+        _evaluate_bundle(model, meld_root, split, cache, json_output)
+        return
+    if meld_csv is None:
+        raise _fail("give --meld-csv (text model) or --model with --meld-root (multimodal bundle)")
 
     from moodlens.baselines import BaselineUnavailableError
     from moodlens.data.meld import MeldFormatError
@@ -288,27 +404,33 @@ def evaluate(
     console.print("wrote " + ", ".join(str(p) for p in pngs), highlight=False)
 
 
-@app.command("finetune-text")
-def finetune_text(
-    meld_dir: MeldDir = Path("../shared/data/meld/MELD"),
-    out: Annotated[Path, typer.Option(help="Where to write adapters + heads (safetensors).")] = Path(
-        "text_lora.safetensors"),
-    epochs: Annotated[int, typer.Option(min=1)] = 3,
-    seed: int = 0,
-    limit: RowLimit = None,
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    data_dir: Annotated[Path, typer.Option(help="Uploads, results and the SQLite job store.")] = Path(
+        "moodlens-data"),
+    database_url: Annotated[str | None, typer.Option(
+        help="Any SQLAlchemy URL for the job store; default: SQLite in --data-dir.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Analyses that may run at once; the rest queue.")] = 1,
+    max_upload_mb: Annotated[int, typer.Option(min=1, help="Largest upload, enforced while streaming.")] = 500,
+    api_key: Annotated[str | None, typer.Option(envvar="MOODLENS_API_KEY",
+                                                help="If set, every /v1 call needs the header X-API-Key.")] = None,
 ) -> None:
-    """Fine-tune MiniLM with LoRA on MELD train (context + utterance); keep the best dev epoch."""
-    from moodlens.data.meld import MeldFormatError
-    from moodlens.training.finetune import FinetuneConfig, finetune
+    """Web service and upload page: POST /v1/analyses, GET /v1/analyses/{id}[/result], /docs."""
+    import uvicorn
 
-    config = FinetuneConfig(train_csv=str(meld_dir / "train_sent_emo.csv"),
-                            dev_csv=str(meld_dir / "dev_sent_emo.csv"), out=str(out),
-                            epochs=epochs, seed=seed, limit=limit)
+    from moodlens.server import ServerSettings, create_app
+
+    settings = ServerSettings(data_dir=data_dir, database_url=database_url, max_upload_mb=max_upload_mb,
+                              workers=workers, api_key=api_key)
     try:
-        summary = finetune(config, lambda line: console.print(line, highlight=False))
-    except MeldFormatError as err:
-        raise _fail(str(err)) from None
-    _report_best(summary, out)
+        application = create_app(settings)
+    except Exception as err:  # a bad --database-url or an unwritable --data-dir
+        raise _fail(f"cannot start the server: {err}") from None
+    console.print(f"moodlens serving on http://{host}:{port} (data in {data_dir}, {workers} worker(s))",
+                  highlight=False)
+    uvicorn.run(application, host=host, port=port, log_level="warning")
 
 
 def run() -> None:

@@ -127,3 +127,32 @@ def write_confusion_png(metrics: TaskMetrics, path: str | Path, title: str) -> P
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     return path
+
+
+def evaluate_bundle(model_dir: str | Path, meld_root: str | Path, split: str = "dev",
+                    cache: str | Path | None = None) -> dict[str, Any]:
+    """A `moodlens train` bundle on one split's clips: fused scores with each modality alone and all."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from moodlens.data.cache import prepare_split, read_index
+    from moodlens.models.multimodal import load_bundle
+    from moodlens.training.multimodal import CachedClips, ablation
+
+    start = time.perf_counter()
+    model, document = load_bundle(model_dir)
+    folder = Path(cache or Path(model_dir).parent / "cache") / split
+    if not (folder / "index.json").exists():
+        prepare_split(meld_root, split, folder.parent, document["config"]["text_encoder"])
+    if read_index(folder)["text_encoder"] != model.config.text_encoder:
+        raise ValueError(f"{folder} holds {read_index(folder)['text_encoder']} text features, but the model "
+                         f"was trained on {model.config.text_encoder}")
+    dataset = CachedClips(folder, model.config)
+    loader = DataLoader(dataset, batch_size=16)
+    scores = ablation(model, loader, dataset, torch.device("cpu"))
+    return {"model": str(model_dir), "split": split, "n": len(dataset), "ablation": scores,
+            "emotion": {"weighted_f1": scores["all"]["emotion_weighted_f1"],
+                        "accuracy": scores["all"]["emotion_accuracy"]},
+            "sentiment": {"weighted_f1": scores["all"]["sentiment_weighted_f1"],
+                          "accuracy": scores["all"]["sentiment_accuracy"]},
+            "seconds": round(time.perf_counter() - start, 2)}

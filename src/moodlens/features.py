@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import cv2
 import numpy as np
 
 CONTEXT_TURNS = 2
 FACE_SIZE = 64
+CLIP_FRAMES = 16  # r3d_18 clips: 16 frames of 112x112, as in Kinetics training
+CLIP_SIZE = 112
+MEL_BANDS = 64
+MEL_HOP = 160  # 10 ms at 16 kHz
+MEL_WINDOW = 400  # 25 ms
+MEL_FRAMES = 300  # 3 s, about MELD's mean utterance; longer audio is cut, shorter is padded
+SAMPLE_RATE = 16_000
 
 
 def text_with_context(history: Sequence[str], k: int = CONTEXT_TURNS) -> tuple[str, str]:
@@ -32,3 +39,111 @@ def face_tensor(crops: Sequence[np.ndarray]) -> np.ndarray:
         resized = cv2.resize(grey, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_AREA)
         batch[i, 0] = (resized.astype(np.float32) / 255.0 - 0.5) * 2.0
     return batch
+
+
+def clip_tensor(frames: Sequence[np.ndarray], length: int = CLIP_FRAMES, size: int = CLIP_SIZE) -> np.ndarray:
+    """`length` RGB frames spread evenly over `frames`, short side scaled to `size` and centre-cropped.
+
+    uint8, shaped (length, size, size, 3): the feature cache stores it as is, and the video
+    encoder normalises it. A clip with fewer frames repeats them rather than padding with black.
+    """
+    if not frames:
+        raise ValueError("no frames")
+    picks = np.linspace(0, len(frames) - 1, length).round().astype(int)
+    out = np.empty((length, size, size, 3), dtype=np.uint8)
+    for i, index in enumerate(picks):
+        image = frames[index]
+        h, w = image.shape[:2]
+        scale = size / min(h, w)
+        resized = cv2.resize(image, (max(size, round(w * scale)), max(size, round(h * scale))),
+                             interpolation=cv2.INTER_AREA)
+        top, left = (resized.shape[0] - size) // 2, (resized.shape[1] - size) // 2
+        out[i] = resized[top : top + size, left : left + size]
+    return out
+
+
+def _mel_filterbank(bands: int, n_fft: int, sample_rate: int) -> np.ndarray:
+    """Triangular filters evenly spaced on the HTK mel scale, shaped (bands, n_fft // 2 + 1)."""
+    def mel(hz: np.ndarray) -> np.ndarray:
+        return 2595.0 * np.log10(1.0 + hz / 700.0)
+
+    edges_mel = np.linspace(mel(np.array(0.0)), mel(np.array(sample_rate / 2)), bands + 2)
+    edges = 700.0 * (10 ** (edges_mel / 2595.0) - 1.0)
+    bins = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    lower, centre, upper = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bins - lower) / (centre - lower)
+    falling = (upper - bins) / (upper - centre)
+    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
+
+
+def log_mel(samples: np.ndarray, frames: int | None = MEL_FRAMES, bands: int = MEL_BANDS) -> np.ndarray:
+    """Log-mel spectrogram of 16 kHz mono audio, (bands, frames) float32, 25 ms windows every 10 ms.
+
+    With `frames` set, the result is cut or padded (with silence's value) to exactly that many.
+    """
+    samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+    if samples.size < MEL_WINDOW:
+        samples = np.pad(samples, (0, MEL_WINDOW - samples.size))
+    count = 1 + (samples.size - MEL_WINDOW) // MEL_HOP
+    windows = np.lib.stride_tricks.sliding_window_view(samples, MEL_WINDOW)[:: MEL_HOP][:count]
+    power = np.abs(np.fft.rfft(windows * np.hanning(MEL_WINDOW).astype(np.float32), axis=1)) ** 2
+    mel = np.log(_mel_filterbank(bands, MEL_WINDOW, SAMPLE_RATE) @ power.T + 1e-6).astype(np.float32)
+    if frames is None:
+        return mel
+    if mel.shape[1] >= frames:
+        return mel[:, :frames]
+    return np.pad(mel, ((0, 0), (0, frames - mel.shape[1])), constant_values=np.log(1e-6))
+
+
+def _active(spans: Sequence[tuple[float, float]], time: float) -> list[int]:
+    return [i for i, (start, end) in enumerate(spans) if start <= time <= end]
+
+
+def utterance_clips(frames: Iterable[tuple[float, np.ndarray]], spans: Sequence[tuple[float, float]],
+                    length: int = CLIP_FRAMES, size: int = CLIP_SIZE) -> list[np.ndarray | None]:
+    """A clip (see clip_tensor) for each (start, end) span, in one pass over timed RGB frames.
+
+    Frames are shrunk as they arrive and each span holds at most 4x `length` of them (thinned
+    by half when full), so memory is bounded by the spans open at once, not by video length.
+    """
+    limit = 4 * length
+    held: dict[int, list[np.ndarray]] = {}
+    clips: list[np.ndarray | None] = [None] * len(spans)
+    for time, image in frames:
+        h, w = image.shape[:2]
+        scale = size / min(h, w)
+        small = None
+        for i in _active(spans, time):
+            if small is None:
+                small = cv2.resize(image, (max(size, round(w * scale)), max(size, round(h * scale))),
+                                   interpolation=cv2.INTER_AREA)
+            held.setdefault(i, []).append(small)
+            if len(held[i]) >= limit:
+                held[i] = held[i][::2]
+        for i in [i for i in held if spans[i][1] < time]:
+            clips[i] = clip_tensor(held.pop(i), length, size)
+    for i, images in held.items():
+        clips[i] = clip_tensor(images, length, size)
+    return clips
+
+
+def utterance_audio(chunks: Iterable[tuple[float, np.ndarray]], spans: Sequence[tuple[float, float]],
+                    seconds: float = MEL_FRAMES * MEL_HOP / SAMPLE_RATE) -> list[np.ndarray]:
+    """The first `seconds` of 16 kHz audio inside each span, from streamed (offset, samples) chunks.
+
+    That is all the log-mel of a span uses, so at most `seconds` per span is ever held.
+    """
+    need = int(seconds * SAMPLE_RATE)
+    pieces: list[list[np.ndarray]] = [[] for _ in spans]
+    have = [0] * len(spans)
+    for offset, samples in chunks:
+        chunk_end = offset + samples.size / SAMPLE_RATE
+        for i, (start, end) in enumerate(spans):
+            if have[i] >= need or end < offset or start > chunk_end:
+                continue
+            first = max(0, round((start - offset) * SAMPLE_RATE))  # chunks are consecutive
+            last = min(samples.size, round((end - offset) * SAMPLE_RATE), first + need - have[i])
+            if last > first:
+                pieces[i].append(samples[first:last].copy())
+                have[i] += last - first
+    return [np.concatenate(p) if p else np.zeros(0, np.float32) for p in pieces]

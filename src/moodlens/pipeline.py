@@ -42,6 +42,7 @@ class AnalyzeOptions:
     face_weights: str | None = None
     window_seconds: float = 5.0
     max_side: int = 640
+    model: str | None = None  # a `moodlens train` bundle (DIR/best): feature-level fusion instead
 
 
 def analyze(
@@ -57,6 +58,37 @@ def analyze(
     report("probe", 1.0)
 
     utterances = _utterances(info, options, notes, report)
+    if options.model:
+        from moodlens.feature_level import analyze_feature_level
+
+        results, modalities, fusion = analyze_feature_level(info, utterances, options, notes, report)
+    else:
+        results, modalities, fusion = _decision_level(info, utterances, options, notes, report)
+    if not utterances:
+        notes.append("no speech detected: the analysis has no utterances")
+
+    return Analysis(
+        media=asdict(info),
+        settings={
+            "asr_model": None if options.transcript else options.asr_model,
+            "transcript": options.transcript,
+            "fps": options.fps,
+            "device": options.device,
+            "fusion": fusion,
+        },
+        modalities=modalities,
+        utterances=results,
+        summary=summarize(results),
+        notes=notes,
+        moodlens_version=__version__,
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _decision_level(
+    info: MediaInfo, utterances: list[Utterance], options: AnalyzeOptions, notes: list[str], report: Progress
+) -> tuple[list[UtteranceResult], dict[str, ModalityInfo], dict[str, object]]:
+    """Each expert on its own, then a coverage-weighted average of their probabilities."""
     text_expert = load_text_expert(options.text_weights, options.device)
     text = _text_results(utterances, text_expert, report)
     # FER has no sentiment head: its sentiment goes through P(sentiment | emotion) on MELD train.
@@ -74,25 +106,8 @@ def analyze(
             emotion=emotion, sentiment=sentiment, modalities_used=used, per_modality=per_modality,
         ))
     report("fusion", 1.0)
-    if not utterances:
-        notes.append("no speech detected: the analysis has no utterances")
-
-    return Analysis(
-        media=asdict(info),
-        settings={
-            "asr_model": None if options.transcript else options.asr_model,
-            "transcript": options.transcript,
-            "fps": options.fps,
-            "device": options.device,
-            "fusion": {"method": "decision-level", "weights": asdict(options.fusion)},
-        },
-        modalities=_modality_info(info, text_expert, text, face),
-        utterances=results,
-        summary=summarize(results),
-        notes=notes,
-        moodlens_version=__version__,
-        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    )
+    fusion = {"method": "decision-level", "weights": asdict(options.fusion)}
+    return results, _modality_info(info, text_expert, text, face), fusion
 
 
 def _utterances(
@@ -194,14 +209,10 @@ def _modality_info(
 ) -> dict[str, ModalityInfo]:
     """What each modality is, and whether it really contributed to this file."""
     dev = text_expert.metadata.get("dev", {})
-    if any(text):
-        text_reason = None
-    else:
-        text_reason = "no speech found" if info.has_audio else "no audio stream and no transcript"
-    if any(face):
-        face_reason = None
-    else:
-        face_reason = "no face found in the sampled frames" if info.has_video else "no video stream"
+    no_text = "no speech found" if info.has_audio else "no audio stream and no transcript"
+    no_face = "no face found in the sampled frames" if info.has_video else "no video stream"
+    text_reason = None if any(text) else no_text
+    face_reason = None if any(face) else no_face
     return {
         "text": ModalityInfo(
             available=text_reason is None,

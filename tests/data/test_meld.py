@@ -46,3 +46,38 @@ def test_dialogue_histories_reset_per_dialogue(tmp_path: Path) -> None:
         "a,X,joy,positive,0,0\nb,Y,anger,negative,0,1\nc,X,neutral,neutral,1,0\n",
         encoding="utf-8")
     assert dialogue_texts(read_meld_csv(path)) == [["a"], ["a", "b"], ["c"]]
+
+
+def test_meld_raw_layout_skips_and_logs_its_problems(meld_raw: tuple[Path, dict[str, list[str]]],
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    from moodlens.data.meld import split_clips
+
+    root, cases = meld_raw
+    with caplog.at_level("WARNING"):
+        train = split_clips(root, "train")
+    names = [c.row.clip_name for c in train]
+    assert cases["missing"][0] not in names and "1 of 11 rows have no clip" in caplog.text
+    assert "duplicate Sr No. 107" in caplog.text
+    no_audio = next(c for c in train if c.row.clip_name == cases["no_audio"][0])
+    assert no_audio.row.text == "I don't hear anything."  # the cp1252 apostrophe, repaired
+    assert all(c.path.parent.name == "train_splits" for c in train)
+    assert [c.row.clip_name for c in split_clips(root, "dev")][-1] == cases["audio_only"][0]
+
+
+def test_flat_folder_with_one_csv(tmp_path: Path, meld_clips: list[dict[str, str]]) -> None:
+    import shutil
+
+    from moodlens.data.meld import split_clips
+
+    source = Path(meld_clips[0]["path"]).parent
+    shutil.copy(source / "labels.csv", tmp_path / "labels.csv")
+    for clip in meld_clips:
+        (tmp_path / Path(clip["path"]).name).symlink_to(clip["path"])
+    assert len(split_clips(tmp_path, "test")) == len(meld_clips) == 11
+
+
+def test_no_csv_is_a_clear_error(tmp_path: Path) -> None:
+    from moodlens.data.meld import split_clips
+
+    with pytest.raises(MeldFormatError, match=r"no dev_sent_emo\.csv"):
+        split_clips(tmp_path, "dev")

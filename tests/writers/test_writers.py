@@ -43,3 +43,23 @@ def test_parse_formats() -> None:
     assert parse_formats("json, srt") == ["json", "srt"]
     with pytest.raises(ValueError, match="unknown format"):
         parse_formats("json,pdf")
+
+
+def test_html_page_is_self_contained_and_points_at_the_video(tmp_path: Path) -> None:
+    import dataclasses
+    import re
+
+    analysis = sample_analysis()
+    media = tmp_path / "videos" / "clip.mp4"
+    sneaky = dataclasses.replace(analysis.utterances[0], text="</script><script>alert(1)</script>")
+    analysis = dataclasses.replace(analysis, media={**analysis.media, "path": str(media)},
+                                   utterances=[sneaky, *analysis.utterances[1:]])
+    (written,) = write(analysis, tmp_path / "out", ["html"])
+    html = written.read_text(encoding="utf-8")
+    assert written.name == "clip.html"
+    assert '"../videos/clip.mp4");' in html  # relative to the page, so the folder can move as a whole
+    assert "function render(" in html and "<style>" in html
+    assert not re.search(r"<(script|link)[^>]+(src|href)=", html)  # nothing fetched: no CDN, works offline
+    assert html.count("</script>") == 1  # the utterance text can't close the script early
+    payload = html[html.rindex("render(") + len("render("): html.rindex(', "../videos')]
+    assert json.loads(payload.replace("<\\/", "</"))["utterances"][0]["text"].startswith("</script>")

@@ -1,14 +1,22 @@
-"""MELD annotation CSVs: UTF-8, with the legacy cp1252 C1 characters and curly quotes normalised."""
+"""MELD annotation CSVs and the MELD.Raw clip layout.
+
+CSVs are read as UTF-8, with the legacy cp1252 C1 characters and curly quotes normalised.
+MELD's own flaws (missing or unreadable clips, duplicate `Sr No.`, clips whose length doesn't
+match their timestamps) are logged and skipped, never fatal.
+"""
 
 from __future__ import annotations
 
 import csv
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from moodlens.errors import MoodlensError
 from moodlens.labels import EMOTIONS, SENTIMENTS
 from moodlens.utterances import parse_timestamp
+
+log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID")
 _QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "—": "-", "–": "-", "…": "...",
@@ -30,6 +38,7 @@ class MeldRow:
     sentiment: int
     start: float | None = None
     end: float | None = None
+    serial: int | None = None  # `Sr No.`, where the CSV has it
 
     @property
     def clip_name(self) -> str:
@@ -49,7 +58,11 @@ def normalize_text(text: str) -> str:
 
 
 def read_meld_csv(path: str | Path) -> list[MeldRow]:
-    """All rows, sorted by (dialogue, utterance). Raises MeldFormatError on a bad file."""
+    """All rows, sorted by (dialogue, utterance). Raises MeldFormatError on a bad file.
+
+    A repeated (dialogue, utterance) key keeps its first row, and a repeated `Sr No.` is logged:
+    both occur in MELD's releases and neither may stop a run.
+    """
     path = Path(path)
     if not path.is_file():
         raise MeldFormatError(path, "MELD CSV not found")
@@ -74,10 +87,36 @@ def read_meld_csv(path: str | Path) -> list[MeldRow]:
                     sentiment=SENTIMENTS.index(sentiment),
                     start=_time(record.get("StartTime")),
                     end=_time(record.get("EndTime")),
+                    serial=_int(record.get("Sr No.")),
                 )
             )
     rows.sort(key=lambda r: (r.dialogue_id, r.utterance_id))
-    return rows
+    return _deduplicate(rows, path)
+
+
+def _deduplicate(rows: list[MeldRow], path: Path) -> list[MeldRow]:
+    kept: list[MeldRow] = []
+    keys: set[tuple[int, int]] = set()
+    serials: set[int] = set()
+    for row in rows:
+        if (row.dialogue_id, row.utterance_id) in keys:
+            log.warning("%s: duplicate row for %s; keeping the first", path, row.clip_name)
+            continue
+        if row.serial is not None and row.serial in serials:
+            log.warning("%s: duplicate Sr No. %d (%s); rows are keyed by dialogue and utterance",
+                        path, row.serial, row.clip_name)
+        keys.add((row.dialogue_id, row.utterance_id))
+        if row.serial is not None:
+            serials.add(row.serial)
+        kept.append(row)
+    return kept
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
 
 
 def _time(value: str | None) -> float | None:
@@ -100,3 +139,42 @@ def dialogue_texts(rows: list[MeldRow]) -> list[list[str]]:
         current.append(row.text)
         histories.append(list(current))
     return histories
+
+
+# MELD.Raw unpacks each split into its own folder; the CSVs sit at the top or inside the split.
+SPLIT_FOLDERS = {"train": "train/train_splits", "dev": "dev/dev_splits_complete",
+                 "test": "test/output_repeated_splits_test"}
+
+
+@dataclass(frozen=True)
+class MeldClip:
+    split: str
+    row: MeldRow
+    path: Path
+
+
+def split_csv(root: str | Path, split: str) -> Path:
+    """`{split}_sent_emo.csv` in ROOT or ROOT/{split}/; a flat folder's only CSV for any split."""
+    root = Path(root)
+    for candidate in (root / f"{split}_sent_emo.csv", root / split / f"{split}_sent_emo.csv"):
+        if candidate.is_file():
+            return candidate
+    found = sorted(root.glob("*.csv"))
+    if len(found) == 1 and not any((root / f).is_dir() for f in SPLIT_FOLDERS.values()):
+        return found[0]
+    raise MeldFormatError(root, f"no {split}_sent_emo.csv (a MELD.Raw root, or a folder of clips with one CSV)")
+
+
+def split_clips(root: str | Path, split: str) -> list[MeldClip]:
+    """The rows of a split that have a clip. Missing clips are logged once, with a count."""
+    root = Path(root)
+    rows = read_meld_csv(split_csv(root, split))
+    folder = root / SPLIT_FOLDERS[split] if (root / SPLIT_FOLDERS[split]).is_dir() else root
+    clips, missing = [], []
+    for row in rows:
+        path = folder / f"{row.clip_name}.mp4"
+        (clips if path.is_file() else missing).append(MeldClip(split, row, path))
+    if missing:
+        log.warning("%s: %d of %d rows have no clip in %s (first: %s); they are skipped",
+                    split, len(missing), len(rows), folder, missing[0].row.clip_name)
+    return clips

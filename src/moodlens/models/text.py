@@ -167,7 +167,8 @@ class LoraTextConfig:
     lora_dropout: float = 0.1
 
 
-LORA_TARGETS = r".*encoder\.layer\.\d+\..*(query|key|value|dense)$"  # every linear layer
+# every linear layer of each transformer block: BERT names them query/key/value/dense, MPNet q/k/v/o
+LORA_TARGETS = r".*encoder\.layer\.\d+\..*\.(query|key|value|dense|q|k|v|o)$"
 
 
 class ContextualTextClassifier(nn.Module):
@@ -181,9 +182,10 @@ class ContextualTextClassifier(nn.Module):
         self.sentiment = nn.Linear(hidden, len(SENTIMENTS))
 
     def forward(self, tokens: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = self.encoder(**tokens).last_hidden_state
-        # segment B is the target utterance; the context in segment A only informs it
-        mask = (tokens["attention_mask"] * tokens["token_type_ids"]).unsqueeze(-1).to(hidden.dtype)
+        inputs = {k: v for k, v in tokens.items() if k != "target_mask"}
+        hidden = self.encoder(**inputs).last_hidden_state
+        # the target utterance is segment B; the context in segment A only informs it
+        mask = tokens["target_mask"].unsqueeze(-1).to(hidden.dtype)
         pooled = self.dropout((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
         return self.emotion(pooled), self.sentiment(pooled)
 
@@ -205,10 +207,20 @@ def build_lora_classifier(config: LoraTextConfig) -> tuple[ContextualTextClassif
 
 def encode_pairs(tokenizer: object, contexts: Sequence[str], targets: Sequence[str], max_tokens: int
                  ) -> dict[str, torch.Tensor]:
-    """Context as segment A, target as B. Truncation cuts the context, never the target."""
-    return tokenizer(list(contexts), list(targets), padding=True,
-                     truncation="only_first" if any(contexts) else True,
-                     max_length=max_tokens, return_tensors="pt", return_token_type_ids=True)
+    """Context as segment A, target as B. Truncation cuts the context, never the target.
+
+    `target_mask` marks segment B and its closing special token. For BERT that is exactly
+    token_type_ids; MPNet has no token types, so it comes from the tokenizer's sequence ids.
+    """
+    tokens = tokenizer(list(contexts), list(targets), padding=True,
+                       truncation="only_first" if any(contexts) else True,
+                       max_length=max_tokens, return_tensors="pt")
+    target = torch.zeros_like(tokens["attention_mask"])
+    for row in range(len(targets)):
+        start = tokens.sequence_ids(row).index(1)
+        target[row, start:] = tokens["attention_mask"][row, start:]
+    tokens["target_mask"] = target
+    return tokens
 
 
 @torch.inference_mode()
@@ -231,7 +243,7 @@ def classify_pairs(model: ContextualTextClassifier, tokenizer: object, contexts:
 
 
 class LoraTextExpert:
-    """MiniLM + MELD-trained LoRA adapters (merged into the weights at load) + joint heads."""
+    """A packaged encoder + MELD-trained LoRA adapters (merged into the weights at load) + joint heads."""
 
     name = "text"
 
@@ -248,7 +260,7 @@ class LoraTextExpert:
         if missing:
             raise ValueError(f"{path}: not a LoRA text model (missing {missing[:3]})")
         model.load_state_dict(trained, strict=False)
-        model.encoder = model.encoder.merge_and_unload()  # plain MiniLM speed at inference
+        model.encoder = model.encoder.merge_and_unload()  # plain encoder speed at inference
         self.model = model.to(device).eval()
         self.device = device
         self.description = (f"{self.config.encoder} + LoRA r={self.config.lora_rank} fine-tuned on MELD, "

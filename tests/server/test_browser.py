@@ -1,0 +1,82 @@
+"""End to end in a real browser: `moodlens serve`, Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+# Without the background-networking flags, Chromium keeps calling Google on a closed network.
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--autoplay-policy=no-user-gesture-required"]
+TWO_UTTERANCES = "dia110_utt8.mp4"  # ASR splits it in two: "Oh yes, that I know." / "This is from White Plains."
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (make test installs it with apt-get where it can)")
+    pytest.importorskip("playwright", reason="playwright is not installed")
+    port = _free_port()
+    data = tmp_path_factory.mktemp("browser-serve")
+    server = subprocess.Popen([sys.executable, "-m", "moodlens.cli", "serve", "--port", str(port),
+                               "--data-dir", str(data)], env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/healthz", timeout=1).read()
+                break
+            except OSError:
+                if server.poll() is not None:
+                    raise AssertionError(server.stdout.read().decode()) from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def test_upload_wait_click_seek_screenshot(served: str, meld_clips: list[dict]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    clip = next(Path(c["path"]) for c in meld_clips if Path(c["path"]).name == TWO_UTTERANCES)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(served)
+        page.set_input_files("#file", str(clip))
+        page.wait_for_url("**/analyses/*", timeout=240_000)
+        page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+        rows = page.locator(".utterance")
+        assert rows.count() == 2, page.content()
+        start = float(rows.nth(1).get_attribute("data-start"))
+        assert start > 0.5
+        page.wait_for_function("document.getElementById('video').readyState >= 1", timeout=30_000)
+        rows.nth(1).click()
+        page.wait_for_function(f"Math.abs(document.getElementById('video').currentTime - {start}) < 0.05",
+                               timeout=10_000)
+        assert "selected" in rows.nth(1).get_attribute("class")
+        assert page.locator("#timeline rect").count() == 2 and page.locator("#sentiment polyline").count() == 1
+        assert page.locator("#modalities h3").count() >= 2  # fused + at least the text expert
+        page.screenshot(path=str(ARTIFACTS / "result-page.png"), full_page=True)
+        browser.close()
