@@ -127,7 +127,11 @@ def test_jobs_survive_a_restart_and_running_ones_are_requeued(tmp_path: Path, me
     store = JobStore(settings.url)
     crashed = store.claim()  # as if a worker had started it and the server then died
     assert crashed is not None and store.get(crashed.id).status == "running"
+    import multiprocessing
+
+    before = set(multiprocessing.active_children())  # the module's own server has workers too
     with TestClient(create_app(settings)) as client:
         jobs = [_wait(client, job_id) for job_id in ids]
     assert [j["status"] for j in jobs] == ["done", "done"]
     assert store.get(crashed.id).attempts == 2
+    assert set(multiprocessing.active_children()) <= before  # shutdown ended this server's workers

@@ -39,10 +39,14 @@ class TextHeadWeights(Enum):
 
     MELD_MINILM_V1 = "text_meld_minilm_v1.safetensors"
     MELD_MINILM_LORA_V1 = "text_meld_minilm_lora_v1.safetensors"
+    MELD_MPNET_LORA_V1 = "text_meld_mpnet_lora_v1.safetensors"
 
     @property
     def path(self) -> Path:
         return shipped(self.value)
+
+
+DEFAULT_TEXT_WEIGHTS = TextHeadWeights.MELD_MPNET_LORA_V1  # the best on MELD dev; see the README
 
 
 class SentenceEncoder:
@@ -223,22 +227,41 @@ def encode_pairs(tokenizer: object, contexts: Sequence[str], targets: Sequence[s
     return tokens
 
 
+@lru_cache(maxsize=1)
+def fast_bf16() -> bool:
+    """Whether this CPU does bfloat16 arithmetic natively (AVX512-BF16 or AMX); MOODLENS_BF16=0/1 overrides.
+
+    There, bf16 autocast runs MPNet 2.4x faster for a 0.001 change in dev weighted F1; elsewhere it
+    would be emulated and slower, so float32 stays.
+    """
+    forced = os.environ.get("MOODLENS_BF16")
+    if forced in ("0", "1"):
+        return forced == "1"
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
 @torch.inference_mode()
 def classify_pairs(model: ContextualTextClassifier, tokenizer: object, contexts: Sequence[str],
                    targets: Sequence[str], max_tokens: int, batch_size: int = 64,
-                   device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+                   device: str = "cpu", bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities for each (context, target), in length-sorted batches to keep padding low."""
     model.eval()
     order = np.argsort([len(c) + len(t) for c, t in zip(contexts, targets, strict=True)], kind="stable")
     emotion = np.zeros((len(targets), len(EMOTIONS)))
     sentiment = np.zeros((len(targets), len(SENTIMENTS)))
-    for begin in range(0, len(order), batch_size):
-        index = order[begin : begin + batch_size]
-        tokens = encode_pairs(tokenizer, [contexts[i] for i in index], [targets[i] for i in index],
-                              max_tokens).to(device)
-        e, s = model(tokens)
-        emotion[index] = e.softmax(-1).double().cpu().numpy()
-        sentiment[index] = s.softmax(-1).double().cpu().numpy()
+    # bf16 only where the CPU has it natively (fast_bf16): 2.4x faster MPNet, 0.001 off in dev F1
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and device == "cpu"):
+        for begin in range(0, len(order), batch_size):
+            index = order[begin : begin + batch_size]
+            tokens = encode_pairs(tokenizer, [contexts[i] for i in index], [targets[i] for i in index],
+                                  max_tokens).to(device)
+            e, s = model(tokens)
+            emotion[index] = e.float().softmax(-1).double().cpu().numpy()
+            sentiment[index] = s.float().softmax(-1).double().cpu().numpy()
     return emotion, sentiment
 
 
@@ -248,7 +271,7 @@ class LoraTextExpert:
     name = "text"
 
     def __init__(self, weights: str | Path | None = None, device: str = "cpu") -> None:
-        path = Path(weights) if weights else TextHeadWeights.MELD_MINILM_LORA_V1.path
+        path = Path(weights) if weights else DEFAULT_TEXT_WEIGHTS.path
         with safe_open(str(path), framework="pt") as handle:
             raw = handle.metadata() or {}
         self.config = LoraTextConfig(**json.loads(raw["model"]))
@@ -269,8 +292,9 @@ class LoraTextExpert:
     def predict(self, targets: Sequence[str], contexts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         if not targets:
             return np.zeros((0, len(EMOTIONS))), np.zeros((0, len(SENTIMENTS)))
+        # inference only: training scores its dev epochs in float32, so its runs stay reproducible
         return classify_pairs(self.model, self.tokenizer, contexts, targets, self.config.max_tokens,
-                              device=self.device)
+                              device=self.device, bf16=fast_bf16())
 
 
 TextModel = TextExpert | LoraTextExpert
@@ -280,7 +304,7 @@ TextModel = TextExpert | LoraTextExpert
 def load_text_expert(weights: str | None = None, device: str = "cpu") -> TextModel:
     """The shipped LoRA model by default; any file written by train-text or finetune-text."""
     torch.set_num_threads(int(os.environ.get("MOODLENS_THREADS", "0")) or (os.cpu_count() or 1))
-    path = Path(weights) if weights else TextHeadWeights.MELD_MINILM_LORA_V1.path
+    path = Path(weights) if weights else DEFAULT_TEXT_WEIGHTS.path
     with safe_open(str(path), framework="pt") as handle:
         kind = (handle.metadata() or {}).get("kind")
     return LoraTextExpert(path, device) if kind == '"lora-classifier"' else TextExpert(path, device)

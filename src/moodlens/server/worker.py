@@ -93,10 +93,18 @@ class AnalysisWorkers:
         self.wake.set()
 
     def stop(self) -> None:
+        """Stop taking jobs and end the worker processes now. A job cut short stays `running` in
+        the store and is queued again when the server next starts."""
         self.stopping.set()
         self.wake.set()
         self.thread.join(timeout=5)
+        # the executor has no public way to end busy or idle workers, and left alone they outlive us
+        processes = list(getattr(self.pool, "_processes", {}).values())
         self.pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(timeout=10)
 
     def _dispatch(self) -> None:
         while not self.stopping.is_set():
@@ -122,6 +130,8 @@ class AnalysisWorkers:
             future.add_done_callback(lambda f, job_id=job.id: self._done(job_id, f))
 
     def _done(self, job_id: str, future: Future) -> None:
+        if self.stopping.is_set() and (future.cancelled() or future.exception() is not None):
+            return  # cut short by shutdown: left `running`, so the next start queues it again
         try:
             error = future.result()
         except BrokenProcessPool:
