@@ -217,7 +217,7 @@ def _print_analysis(analysis: Analysis, written: list[Path]) -> None:
             f"dominant emotion: [bold]{s.dominant_emotion}[/]  ·  sentiment score "
             f"{s.sentiment_score:+.2f}  ·  time share "
             + ", ".join(f"{k} {v:.0%}" for k, v in top if v > 0), highlight=False)
-    unused = [f"{m} ({i.reason})" for m, i in analysis.modalities.items() if not i.available]
+    unused = [f"{m}: {i.reason}" for m, i in analysis.modalities.items() if not i.available]
     if unused:
         console.print(f"[dim]not used: {'; '.join(unused)}[/]", highlight=False)
     for note in analysis.notes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import Enum
@@ -206,7 +207,11 @@ def build_lora_classifier(config: LoraTextConfig) -> tuple[ContextualTextClassif
     base = AutoModel.from_pretrained(folder, add_pooling_layer=False)
     lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=LORA_TARGETS)
-    return ContextualTextClassifier(get_peft_model(base, lora), base.config.hidden_size), tokenizer
+    with warnings.catch_warnings():
+        # peft 0.21 still calls transformers' deprecated is_gradient_checkpointing; nothing for a user to act on
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        encoder = get_peft_model(base, lora)
+    return ContextualTextClassifier(encoder, base.config.hidden_size), tokenizer
 
 
 def encode_pairs(tokenizer: object, contexts: Sequence[str], targets: Sequence[str], max_tokens: int

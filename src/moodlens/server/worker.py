@@ -7,6 +7,7 @@ not the server. At most `workers` analyses run at once; the rest wait in the job
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -95,16 +96,30 @@ class AnalysisWorkers:
     def stop(self) -> None:
         """Stop taking jobs and end the worker processes now. A job cut short stays `running` in
         the store and is queued again when the server next starts."""
+        if self.stopping.is_set():
+            return
         self.stopping.set()
         self.wake.set()
         self.thread.join(timeout=5)
         # the executor has no public way to end busy or idle workers, and left alone they outlive us
         processes = list(getattr(self.pool, "_processes", {}).values())
         self.pool.shutdown(wait=False, cancel_futures=True)
+        # idle workers exit cleanly within a moment; only one still busy is killed, because a
+        # killed worker leaves its semaphores to the resource tracker, which warns about them
+        deadline = time.monotonic() + 2.0
         for process in processes:
-            process.terminate()
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
         for process in processes:
             process.join(timeout=10)
+        self.pool.shutdown(wait=True)
+        # uvicorn re-raises SIGTERM after a graceful shutdown, so no exit handler will unlink the
+        # executor's named semaphores; freeing the executor now lets its finalizers do it (a rare
+        # late one is still cleaned up by the resource tracker, with a warning)
+        del self.pool, processes  # a spawned Process keeps its arguments, the queues among them
+        gc.collect()
 
     def _dispatch(self) -> None:
         while not self.stopping.is_set():
