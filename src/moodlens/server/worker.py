@@ -101,23 +101,28 @@ class AnalysisWorkers:
         self.stopping.set()
         self.wake.set()
         self.thread.join(timeout=5)
-        # the executor has no public way to end busy or idle workers, and left alone they outlive us
+        # The executor has no public way to end busy workers, and left alone they outlive us.
         processes = list(getattr(self.pool, "_processes", {}).values())
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        # idle workers exit cleanly within a moment; only one still busy is killed, because a
-        # killed worker leaves its semaphores to the resource tracker, which warns about them
-        deadline = time.monotonic() + 2.0
-        for process in processes:
-            process.join(timeout=max(0.0, deadline - time.monotonic()))
+        # With no job running, the executor's exit sentinels end each worker cleanly, and a worker
+        # that exits by itself unlinks its semaphores (a killed one leaves them to the resource
+        # tracker, which warns). A running job holds the sentinels back, so then workers are killed.
+        idle = all(self.slots.acquire(blocking=False) for _ in range(self.workers))
+        if not idle:
+            for process in processes:
+                process.terminate()
+        # shutdown(wait=True) joins the executor's manager thread, which joins the workers and lets
+        # go of the queues; it runs beside us so that a worker stuck on exit cannot hang the server
+        closer = threading.Thread(target=self.pool.shutdown, kwargs={"wait": True, "cancel_futures": True})
+        closer.start()
+        closer.join(timeout=15)
         for process in processes:
             if process.is_alive():
                 process.terminate()
         for process in processes:
             process.join(timeout=10)
-        self.pool.shutdown(wait=True)
+        closer.join(timeout=5)
         # uvicorn re-raises SIGTERM after a graceful shutdown, so no exit handler will unlink the
-        # executor's named semaphores; freeing the executor now lets its finalizers do it (a rare
-        # late one is still cleaned up by the resource tracker, with a warning)
+        # executor's named semaphores; freeing the executor now lets its finalizers do it
         del self.pool, processes  # a spawned Process keeps its arguments, the queues among them
         gc.collect()
 
