@@ -76,6 +76,11 @@ def test_upload_wait_click_seek_screenshot(served: str, meld_clips: list[dict]) 
         page.wait_for_function(f"Math.abs(document.getElementById('video').currentTime - {start}) < 0.05",
                                timeout=10_000)
         assert "selected" in rows.nth(1).get_attribute("class")
+        # the browser really decodes the upload: frames at the seek target, no media error
+        page.wait_for_function("document.getElementById('video').readyState >= 2", timeout=10_000)
+        video = page.evaluate("(() => { const v = document.getElementById('video');"
+                              " return {error: v.error && v.error.code, width: v.videoWidth}; })()")
+        assert video["error"] is None and video["width"] > 0, video
         assert page.locator("#timeline rect").count() == 2 and page.locator("#sentiment polyline").count() == 1
         assert page.locator("#modalities h3").count() >= 2  # fused + at least the text expert
         page.screenshot(path=str(ARTIFACTS / "result-page.png"), full_page=True)
