@@ -1,3 +1,5 @@
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 
@@ -48,12 +50,42 @@ def test_utterance_clips_and_audio_follow_their_spans() -> None:
 
     spans = [(0.0, 1.0), (0.5, 2.0), (5.0, 6.0), (9.0, 9.5)]
     frames = ((i / 10, np.full((60, 80, 3), i, np.uint8)) for i in range(80))  # 8 s at 10 fps
-    clips = utterance_clips(frames, spans, length=4, size=32)
+    clips = dict(utterance_clips(frames, spans, length=4, size=32))
     assert clips[0][0, 0, 0, 0] == 0 and clips[0][-1, 0, 0, 0] == 10
     assert clips[1][0, 0, 0, 0] == 5 and clips[2][-1, 0, 0, 0] == 60
-    assert clips[3] is None  # no frame falls inside it
+    assert 3 not in clips  # no frame falls inside it
     samples = np.arange(16_000 * 8, dtype=np.float32)
     chunks = ((offset, samples[offset * 16_000 : (offset + 3) * 16_000]) for offset in (0, 3, 6))
-    audio = utterance_audio(chunks, [(2.5, 3.5), (4.0, 20.0)], seconds=1.0)
+    audio = dict(utterance_audio(chunks, [(2.5, 3.5), (4.0, 20.0)], seconds=1.0))
     assert np.array_equal(audio[0], samples[40_000:56_000])  # crosses the chunk boundary at 3 s
     assert np.array_equal(audio[1], samples[64_000:80_000])  # only the first `seconds` is kept
+
+
+def test_utterance_clips_and_audio_stream() -> None:
+    """Each span comes out as soon as it is over, long before the input ends, so a caller that
+    encodes as it goes never holds more than the open spans."""
+    from moodlens.features import utterance_audio, utterance_clips
+
+    consumed = []
+
+    def frames() -> Iterator[tuple[float, np.ndarray]]:
+        for i in range(600):  # 60 s at 10 fps
+            consumed.append(i)
+            yield i / 10, np.zeros((40, 40, 3), np.uint8)
+
+    clips = utterance_clips(frames(), [(1.0, 2.0), (30.0, 31.0)], length=4, size=16)
+    assert next(clips)[0] == 0 and len(consumed) < 30
+    assert next(clips)[0] == 1 and len(consumed) < 320
+
+    read = []
+
+    def chunks() -> Iterator[tuple[float, np.ndarray]]:
+        for offset in range(0, 60, 5):
+            read.append(offset)
+            yield float(offset), np.ones(5 * 16_000, np.float32)
+
+    audio = utterance_audio(chunks(), [(1.0, 2.0), (12.0, 30.0), (58.0, 59.0)], seconds=1.0)
+    assert next(audio)[0] == 0 and read == [0]
+    index, samples = next(audio)
+    assert index == 1 and samples.size == 16_000 and read == [0, 5, 10]  # enough after 1 s of it
+    assert next(audio)[0] == 2

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 
-import numpy as np
 import torch
 
 from moodlens.analysis import ModalityInfo, ModalityResult, Prediction, UtteranceResult
@@ -43,35 +42,38 @@ def analyze_feature_level(info: MediaInfo, utterances: Sequence[Utterance], opti
     config = model.config
     spans = [(u.start, u.end) for u in utterances]
 
-    report("text", 0.0)
-    text = torch.from_numpy(backbone.embed([u.text for u in utterances])) if utterances else None
-    report("text", 1.0)
-    report("faces", 0.0)
-    clips: list[np.ndarray | None] = [None] * len(spans)
-    if info.has_video and spans:
-        frames = ((f.time, f.image) for f in sample_frames(info.path, CLIP_FPS, 256, notes))
-        clips = utterance_clips(frames, spans, config.clip_frames, config.clip_size)
-    report("faces", 1.0)
-    mels: list[np.ndarray | None] = [None] * len(spans)
-    if info.has_audio and spans:
-        audio = utterance_audio(iter_audio(info.path, 60.0, notes), spans)
-        mels = [log_mel(a, config.mel_frames, config.mel_bands) if a.size else None for a in audio]
-
-    report("fusion", 0.0)
-    results = []
-    blank_clip = np.zeros((config.clip_frames, config.clip_size, config.clip_size, 3), np.uint8)
-    blank_mel = np.zeros((config.mel_bands, config.mel_frames), np.float32)
+    # Each modality is encoded as its inputs complete, and only the 128-d embeddings are kept,
+    # so memory does not grow with video length (a raw clip is 600 KB, its embedding 512 bytes).
+    embeddings: dict[str, torch.Tensor] = {
+        m: torch.zeros(len(spans), config.embed_dim, device=options.device) for m in MODALITIES}
+    present = torch.zeros(len(spans), len(MODALITIES), dtype=torch.bool)
     with torch.inference_mode():
+        report("text", 0.0)
+        for begin in range(0, len(utterances), 16):
+            rows = slice(begin, begin + 16)
+            features = torch.from_numpy(backbone.embed([u.text for u in utterances[rows]]))
+            embeddings["text"][rows] = model.encoders["text"](features.to(options.device))
+        present[:, 0] = torch.tensor([bool(u.text) for u in utterances], dtype=torch.bool)
+        report("text", 1.0)
+        report("faces", 0.0)
+        if info.has_video and spans:
+            frames = ((f.time, f.image) for f in sample_frames(info.path, CLIP_FPS, 256, notes))
+            for i, clip in utterance_clips(frames, spans, config.clip_frames, config.clip_size):
+                embeddings["video"][i] = model.encoders["video"](torch.from_numpy(clip[None]).to(options.device))[0]
+                present[i, 1] = True
+        report("faces", 1.0)
+        if info.has_audio and spans:
+            for i, samples in utterance_audio(iter_audio(info.path, 60.0, notes), spans):
+                mel = log_mel(samples, config.mel_frames, config.mel_bands)
+                embeddings["audio"][i] = model.encoders["audio"](torch.from_numpy(mel[None]).to(options.device))[0]
+                present[i, 2] = True
+
+        report("fusion", 0.0)
+        results = []
         for begin in range(0, len(utterances), 16):
             rows = range(begin, min(begin + 16, len(utterances)))
-            mask = torch.tensor([[bool(utterances[i].text), clips[i] is not None, mels[i] is not None]
-                                 for i in rows])
-            out = model(text[begin : rows.stop].to(options.device),
-                        torch.from_numpy(np.stack([clips[i] if clips[i] is not None else blank_clip
-                                                   for i in rows])).to(options.device),
-                        torch.from_numpy(np.stack([mels[i] if mels[i] is not None else blank_mel
-                                                   for i in rows])).to(options.device),
-                        mask.to(options.device))
+            mask = present[begin : rows.stop]
+            out = model.fuse({m: e[begin : rows.stop] for m, e in embeddings.items()}, mask.to(options.device))
             for row, i in enumerate(rows):
                 results.append(_result(utterances[i], i, out, row, mask[row]))
     report("fusion", 1.0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -100,15 +100,16 @@ def _active(spans: Sequence[tuple[float, float]], time: float) -> list[int]:
 
 
 def utterance_clips(frames: Iterable[tuple[float, np.ndarray]], spans: Sequence[tuple[float, float]],
-                    length: int = CLIP_FRAMES, size: int = CLIP_SIZE) -> list[np.ndarray | None]:
-    """A clip (see clip_tensor) for each (start, end) span, in one pass over timed RGB frames.
+                    length: int = CLIP_FRAMES, size: int = CLIP_SIZE) -> Iterator[tuple[int, np.ndarray]]:
+    """(span index, clip) for each (start, end) span that has frames, yielded as soon as the span
+    is over, in one pass over timed RGB frames. See clip_tensor for the clip.
 
     Frames are shrunk as they arrive and each span holds at most 4x `length` of them (thinned
-    by half when full), so memory is bounded by the spans open at once, not by video length.
+    by half when full); a caller that encodes each clip as it comes holds memory bounded by the
+    spans open at once, not by video length.
     """
     limit = 4 * length
     held: dict[int, list[np.ndarray]] = {}
-    clips: list[np.ndarray | None] = [None] * len(spans)
     for time, image in frames:
         h, w = image.shape[:2]
         scale = size / min(h, w)
@@ -121,29 +122,35 @@ def utterance_clips(frames: Iterable[tuple[float, np.ndarray]], spans: Sequence[
             if len(held[i]) >= limit:
                 held[i] = held[i][::2]
         for i in [i for i in held if spans[i][1] < time]:
-            clips[i] = clip_tensor(held.pop(i), length, size)
+            yield i, clip_tensor(held.pop(i), length, size)
     for i, images in held.items():
-        clips[i] = clip_tensor(images, length, size)
-    return clips
+        yield i, clip_tensor(images, length, size)
 
 
 def utterance_audio(chunks: Iterable[tuple[float, np.ndarray]], spans: Sequence[tuple[float, float]],
-                    seconds: float = MEL_FRAMES * MEL_HOP / SAMPLE_RATE) -> list[np.ndarray]:
-    """The first `seconds` of 16 kHz audio inside each span, from streamed (offset, samples) chunks.
+                    seconds: float = MEL_FRAMES * MEL_HOP / SAMPLE_RATE) -> Iterator[tuple[int, np.ndarray]]:
+    """(span index, samples) with the first `seconds` of 16 kHz audio inside each span that has
+    any, from streamed (offset, samples) chunks, yielded as soon as the span has enough or is over.
 
-    That is all the log-mel of a span uses, so at most `seconds` per span is ever held.
+    That is all the log-mel of a span uses, so at most `seconds` per open span is ever held.
     """
     need = int(seconds * SAMPLE_RATE)
-    pieces: list[list[np.ndarray]] = [[] for _ in spans]
-    have = [0] * len(spans)
+    pieces: dict[int, list[np.ndarray]] = {}
+    have: dict[int, int] = {}
+    finished: set[int] = set()
     for offset, samples in chunks:
         chunk_end = offset + samples.size / SAMPLE_RATE
         for i, (start, end) in enumerate(spans):
-            if have[i] >= need or end < offset or start > chunk_end:
+            if i in finished or end < offset or start > chunk_end:
                 continue
             first = max(0, round((start - offset) * SAMPLE_RATE))  # chunks are consecutive
-            last = min(samples.size, round((end - offset) * SAMPLE_RATE), first + need - have[i])
+            last = min(samples.size, round((end - offset) * SAMPLE_RATE), first + need - have.get(i, 0))
             if last > first:
-                pieces[i].append(samples[first:last].copy())
-                have[i] += last - first
-    return [np.concatenate(p) if p else np.zeros(0, np.float32) for p in pieces]
+                pieces.setdefault(i, []).append(samples[first:last].copy())
+                have[i] = have.get(i, 0) + last - first
+            if have.get(i, 0) >= need or end <= chunk_end:
+                finished.add(i)
+                if i in pieces:
+                    yield i, np.concatenate(pieces.pop(i))
+    for i, parts in pieces.items():
+        yield i, np.concatenate(parts)

@@ -55,3 +55,21 @@ def test_bundle_round_trip(tmp_path: Path) -> None:
     assert document["trained_on"] == {"clips": 3} and document["config"]["clip_size"] == 32
     with pytest.raises(ModelNotFoundError, match="not a moodlens multimodal model"):
         load_bundle(tmp_path)
+
+
+def test_fusing_rows_encoded_one_at_a_time_matches_forward() -> None:
+    """analyze --model encodes each clip as it streams past and fuses later; in eval mode that
+    must give what one batched forward gives."""
+    torch.manual_seed(0)
+    model = MultimodalSentimentModel(CONFIG).eval()
+    text, video, audio = _inputs()
+    mask = torch.tensor([[True, True, False], [True, False, True], [False, True, True]])
+    with torch.inference_mode():
+        batched = model(text, video, audio, mask)
+        inputs = {"text": text, "video": video, "audio": audio}
+        embeddings = {m: torch.cat([model.encoders[m](x[i : i + 1]) for i in range(3)]) for m, x in inputs.items()}
+        streamed = model.fuse(embeddings, mask)
+    assert torch.allclose(batched.emotion, streamed.emotion, atol=1e-5)
+    assert torch.allclose(batched.sentiment, streamed.sentiment, atol=1e-5)
+    for m in inputs:
+        assert torch.allclose(batched.aux_emotion[m], streamed.aux_emotion[m], atol=1e-5)

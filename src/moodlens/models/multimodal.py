@@ -147,20 +147,29 @@ class MultimodalSentimentModel(nn.Module):
         zero embedding, so nothing of theirs reaches the fused heads.
         """
         inputs = {"text": text, "video": video, "audio": audio}
+        embeddings = {m: self.encoders[m](inputs[m]) if mask[:, column].any() else None
+                      for column, m in enumerate(MODALITIES)}
+        return self.fuse(embeddings, mask)
+
+    def fuse(self, embeddings: dict[str, torch.Tensor | None], mask: torch.Tensor) -> Output:
+        """The heads over per-modality embeddings (B, embed_dim), None for a modality no row has.
+
+        Separate from forward so that inference can encode each clip as it streams past and
+        keep only its embedding.
+        """
         batch = mask.shape[0]
-        embeddings = []
+        parts = []
         aux_emotion, aux_sentiment = {}, {}
         for column, modality in enumerate(MODALITIES):
-            present = mask[:, column]
-            if present.any():
-                embedding = self.encoders[modality](inputs[modality])
-                embedding = embedding * present.unsqueeze(1).to(embedding.dtype)
-            else:
+            embedding = embeddings.get(modality)
+            if embedding is None:
                 embedding = torch.zeros(batch, self.config.embed_dim, device=mask.device)
-            embeddings.append(embedding)
+            else:
+                embedding = embedding * mask[:, column].unsqueeze(1).to(embedding.dtype)
+            parts.append(embedding)
             aux_emotion[modality] = self.aux_emotion[modality](embedding)
             aux_sentiment[modality] = self.aux_sentiment[modality](embedding)
-        fused = self.fusion(torch.cat(embeddings, dim=1))
+        fused = self.fusion(torch.cat(parts, dim=1))
         return Output(self.emotion(fused), self.sentiment(fused), aux_emotion, aux_sentiment)
 
 
