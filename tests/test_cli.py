@@ -123,3 +123,50 @@ def test_installed_entry_point_has_no_traceback(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "nope.mp4: file not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def _commands() -> list[list[str]]:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    return [[], *([name] for name in group.commands)]
+
+
+@pytest.mark.parametrize("command", _commands(), ids=lambda c: " ".join(c) or "moodlens")
+def test_every_help_works(command: list[str]) -> None:
+    """Help text goes through rich markup: a stray [/...] in a docstring is a traceback."""
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0 and result.exception is None, result.output
+    assert "Usage" in result.output and "Traceback" not in result.output
+
+
+def test_inputs_with_the_same_name_do_not_overwrite_each_other(tmp_path: Path, media_dir: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.mp4").write_bytes((media_dir / "h264_aac.mp4").read_bytes())
+    result = invoke("analyze", tmp_path / "a" / "x.mp4", tmp_path / "b" / "x.mp4", "--out", tmp_path / "out",
+                    "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x-2.analysis.json", "x.analysis.json"]
+    assert "written as x-2.*" in result.stdout
+    sources = {json.loads(p.read_text(encoding="utf-8"))["media"]["path"] for p in (tmp_path / "out").iterdir()}
+    assert sources == {str(tmp_path / "a" / "x.mp4"), str(tmp_path / "b" / "x.mp4")}
+
+
+def test_a_damaged_file_is_analysed_past_its_damage(tmp_path: Path) -> None:
+    from tests.test_media import flip_middle
+
+    damaged = flip_middle(DEMO, tmp_path / "damaged.mp4")
+    result = invoke("analyze", damaged, "--out", tmp_path / "out", "--format", "json", "--fps", "1")
+    assert result.exit_code == 0, result.output
+    assert "could not be decoded (skipped; the rest was analysed)" in result.stdout
+    data = json.loads((tmp_path / "out" / "damaged.analysis.json").read_text(encoding="utf-8"))
+    assert data["media"]["damage"]["audio_packets"] >= 1
+    assert max(u["end"] for u in data["utterances"]) >= 0.9 * max(
+        u["end"] for u in json.loads(invoke_json(tmp_path, DEMO))["utterances"])
+
+
+def invoke_json(tmp_path: Path, path: Path) -> str:
+    result = invoke("analyze", path, "--out", tmp_path / "clean", "--format", "json", "--fps", "1")
+    assert result.exit_code == 0, result.output
+    return (tmp_path / "clean" / f"{path.stem}.analysis.json").read_text(encoding="utf-8")

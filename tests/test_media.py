@@ -5,8 +5,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from moodlens import media
 from moodlens.errors import INCOMPLETE_MEDIA, InvalidMediaError, NoMediaError
-from moodlens.media import SAMPLE_RATE, expand_path, iter_audio, probe, read_audio, sample_frames
+from moodlens.media import (
+    SAMPLE_RATE,
+    DecodeDamage,
+    expand_path,
+    iter_audio,
+    probe,
+    read_audio,
+    sample_frames,
+)
+from tests.conftest import DEMO
 from tests.media_factory import truncate, write_media, write_mp3_with_cover
 
 
@@ -148,3 +158,69 @@ def test_cover_art_is_not_video(tmp_path: Path) -> None:
 def test_also_at_adds_frames_between_samples(media_dir: Path) -> None:
     frames = list(sample_frames(media_dir / "h264_aac.mp4", fps=1.0, also_at=[0.25, 1.72]))
     assert [round(f.time, 1) for f in frames] == [0.0, 0.3, 1.3, 1.8]
+
+
+def flip_middle(source: Path, target: Path, count: int = 16) -> Path:
+    """The issue's case: `count` bytes inverted halfway through the file."""
+    data = bytearray(source.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + count] = bytes(b ^ 0xFF for b in data[middle : middle + count])
+    target.write_bytes(bytes(data))
+    return target
+
+
+def audio_seconds(path: Path, notes: list[str] | None = None, damage: DecodeDamage | None = None) -> float:
+    return sum(s.size for _, s in iter_audio(path, 5.0, notes, damage)) / SAMPLE_RATE
+
+
+def test_decoding_goes_on_past_a_corrupt_packet(tmp_path: Path) -> None:
+    # 16 flipped bytes in the demo's AAC used to end its audio at 8.9 s of 21.9 s
+    damaged = flip_middle(DEMO, tmp_path / "damaged.mp4")
+    notes: list[str] = []
+    damage = DecodeDamage()
+    clean = audio_seconds(DEMO)
+    assert audio_seconds(damaged, notes, damage) >= 0.9 * clean
+    frames = list(sample_frames(damaged, fps=2.0, notes=notes, damage=damage))
+    assert frames[-1].time >= 0.9 * probe(DEMO).duration
+    assert damage.any and damage.audio_packets >= 1 and 0 < damage.audio_seconds < 1.0
+    assert not [n for n in notes if n.startswith(INCOMPLETE_MEDIA)]
+    assert "could not be decoded" in damage.describe()
+
+
+def test_skipped_audio_becomes_silence_so_times_stay_true(tmp_path: Path) -> None:
+    """Audio after the damage is where it was: the lost packet is replaced, not dropped."""
+    damaged = flip_middle(DEMO, tmp_path / "damaged.mp4")
+    clean, broken = read_audio(DEMO), read_audio(damaged)
+    assert abs(broken.size - clean.size) <= SAMPLE_RATE // 100
+    tail = slice(clean.size - 2 * SAMPLE_RATE, clean.size - SAMPLE_RATE)  # well after the damage
+    assert np.corrcoef(clean[tail], broken[tail])[0, 1] > 0.99
+
+
+def test_damaged_real_clips_are_analysed_to_ninety_percent(tmp_path: Path, meld_clips: list[dict]) -> None:
+    for row in meld_clips:
+        source = Path(row["path"])
+        damaged = flip_middle(source, tmp_path / source.name, count=64)
+        damage = DecodeDamage()
+        assert audio_seconds(damaged, damage=damage) >= 0.9 * audio_seconds(source), source.name
+        frames = list(sample_frames(damaged, fps=5.0, damage=damage))
+        clean = list(sample_frames(source, fps=5.0))
+        assert frames[-1].time >= 0.9 * clean[-1].time, source.name
+
+
+def test_decoding_gives_up_only_after_a_long_undecodable_stretch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = write_media(tmp_path / "tone.m4a", seconds=6.0, video_codec=None, audio_codec="aac")
+    data = bytearray(source.read_bytes())
+    moov = data.find(b"moov")  # keep the index at the end intact; zero the last 2/3 of the samples
+    data[len(data) // 3 : moov - 4] = bytes(moov - 4 - len(data) // 3)
+    broken = tmp_path / "broken.m4a"
+    broken.write_bytes(bytes(data))
+    notes: list[str] = []
+    damage = DecodeDamage()
+    assert audio_seconds(broken, notes, damage) == pytest.approx(2.0, abs=0.2)
+    assert damage.audio_seconds == pytest.approx(4.0, abs=0.2)  # all of it counted, none invented
+    assert notes and notes[0].startswith(f"{INCOMPLETE_MEDIA}: audio ends at")
+    monkeypatch.setattr(media, "GIVE_UP_SECONDS", 1.0)
+    notes = []
+    audio_seconds(broken, notes)
+    assert notes[0].startswith(f"{INCOMPLETE_MEDIA}: audio decoding gave up at 2.0 s: nothing decodes after")

@@ -90,7 +90,7 @@ def analyze(
     _flat_memory()
     from moodlens.fusion import FusionWeights
     from moodlens.media import expand_path
-    from moodlens.writers import parse_formats, write
+    from moodlens.writers import output_names, parse_formats, write
 
     if debug:
         logging.getLogger().setLevel(logging.INFO)
@@ -141,12 +141,15 @@ def analyze(
                              fps=fps, device=device, fusion=weights,
                              text_weights=str(text_weights) if text_weights else None,
                              model=str(model) if model else None)
-    for path in files:
+    for path, name in zip(files, output_names(files), strict=True):
+        if name != path.stem:
+            console.print(f"[yellow]note:[/] another input is also called {path.stem!r}: results for "
+                          f"{path} are written as {name}.*", highlight=False)
         try:
             with _progress() as progress:
                 tasks = {s: progress.add_task(f"{path.name}: {s}", total=1.0) for s in STAGES}
                 analysis = run(path, options, _updater(progress, tasks))
-            written = write(analysis, out, formats)
+            written = write(analysis, out, formats, name=name)
         except MoodlensError as err:
             errors.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
             failures += 1
@@ -416,7 +419,7 @@ def serve(
     api_key: Annotated[str | None, typer.Option(envvar="MOODLENS_API_KEY",
                                                 help="If set, every /v1 call needs the header X-API-Key.")] = None,
 ) -> None:
-    """Web service and upload page: POST /v1/analyses, GET /v1/analyses/{id}[/result], /docs."""
+    """Web service and upload page: POST /v1/analyses, GET /v1/analyses/{id} and its /result, /docs."""
     import uvicorn
 
     from moodlens.server import ServerSettings, create_app

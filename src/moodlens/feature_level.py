@@ -15,7 +15,7 @@ import torch
 from moodlens.analysis import ModalityInfo, ModalityResult, Prediction, UtteranceResult
 from moodlens.features import log_mel, utterance_audio, utterance_clips
 from moodlens.labels import EMOTIONS, SENTIMENTS
-from moodlens.media import MediaInfo, iter_audio, sample_frames
+from moodlens.media import DecodeDamage, MediaInfo, iter_audio, sample_frames
 from moodlens.models.multimodal import MODALITIES, FrozenTextBackbone, MultimodalSentimentModel, load_bundle
 from moodlens.utterances import Utterance
 
@@ -36,7 +36,7 @@ def load_feature_model(folder: str, device: str = "cpu"
 
 
 def analyze_feature_level(info: MediaInfo, utterances: Sequence[Utterance], options: object,
-                          notes: list[str], report: Progress
+                          notes: list[str], damage: DecodeDamage, report: Progress
                           ) -> tuple[list[UtteranceResult], dict[str, ModalityInfo], dict[str, object]]:
     model, document, backbone = load_feature_model(str(options.model), options.device)
     config = model.config
@@ -57,13 +57,13 @@ def analyze_feature_level(info: MediaInfo, utterances: Sequence[Utterance], opti
         report("text", 1.0)
         report("faces", 0.0)
         if info.has_video and spans:
-            frames = ((f.time, f.image) for f in sample_frames(info.path, CLIP_FPS, 256, notes))
+            frames = ((f.time, f.image) for f in sample_frames(info.path, CLIP_FPS, 256, notes, damage=damage))
             for i, clip in utterance_clips(frames, spans, config.clip_frames, config.clip_size):
                 embeddings["video"][i] = model.encoders["video"](torch.from_numpy(clip[None]).to(options.device))[0]
                 present[i, 1] = True
         report("faces", 1.0)
         if info.has_audio and spans:
-            for i, samples in utterance_audio(iter_audio(info.path, 60.0, notes), spans):
+            for i, samples in utterance_audio(iter_audio(info.path, 60.0, notes, damage), spans):
                 mel = log_mel(samples, config.mel_frames, config.mel_bands)
                 embeddings["audio"][i] = model.encoders["audio"](torch.from_numpy(mel[None]).to(options.device))[0]
                 present[i, 2] = True

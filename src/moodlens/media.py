@@ -7,7 +7,7 @@ in memory, so a two-hour file costs what a two-minute one does.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,15 +140,115 @@ def _stream_rotation(stream: av.video.stream.VideoStream) -> int:
     return round(getattr(frame, "rotation", 0) or 0)
 
 
+# Decoding goes on past damaged data, as FFmpeg-based players do: an undecodable packet is
+# skipped and counted. It gives up on a stream only when nothing decodes for this long (in
+# stream time), because by then the rest is not media: a wrong file glued on, or zeros.
+GIVE_UP_SECONDS = 30.0
+# Streams without timestamps count packets instead; a failing demuxer counts its retries.
+GIVE_UP_PACKETS = 3000
+GIVE_UP_DEMUX_ERRORS = 50
+
+
+@dataclass
+class DecodeDamage:
+    """What decoding had to skip. Filled in while streaming; reported in notes and `media`."""
+
+    audio_packets: int = 0
+    audio_seconds: float = 0.0  # filled with silence, so later utterances keep their times
+    video_packets: int = 0
+    demux_errors: int = 0
+
+    @property
+    def any(self) -> bool:
+        return bool(self.audio_packets or self.video_packets or self.demux_errors)
+
+    def describe(self) -> str:
+        lost = []
+        if self.audio_packets:
+            lost.append(f"{self.audio_seconds:.2f} s of audio")
+        if self.video_packets:
+            lost.append(f"{self.video_packets} frame{'s' if self.video_packets != 1 else ''}")
+        if self.demux_errors:
+            lost.append(f"{self.demux_errors} unreadable stretch{'es' if self.demux_errors != 1 else ''}")
+        return " and ".join(lost) + " could not be decoded (skipped; the rest was analysed)"
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"audio_packets": self.audio_packets, "audio_seconds": round(self.audio_seconds, 3),
+                "video_packets": self.video_packets, "demux_errors": self.demux_errors}
+
+
+class _GaveUp(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _packet_time(packet: av.Packet) -> float | None:
+    if packet.pts is None or packet.time_base is None:
+        return None
+    return float(packet.pts * packet.time_base)
+
+
+def _decode_concealing(
+    container: av.container.InputContainer,
+    stream: av.stream.Stream,
+    on_skip: Callable[[av.Packet | None], None],
+) -> Iterator[av.AudioFrame | av.VideoFrame]:
+    """Frames of one stream; a packet the demuxer or decoder rejects is skipped via on_skip.
+
+    Raises _GaveUp when nothing decodes for GIVE_UP_SECONDS of stream time (or GIVE_UP_PACKETS
+    packets, or GIVE_UP_DEMUX_ERRORS demuxer errors in a row).
+    """
+    last_good: float | None = None  # stream time of the last packet that decoded
+    bad_run = 0
+    demux_errors_in_row = 0
+    first_error = ""
+    while True:
+        try:
+            for packet in container.demux(stream):
+                demux_errors_in_row = 0
+                time = _packet_time(packet)
+                try:
+                    frames = packet.decode()
+                except av.error.FFmpegError as err:
+                    first_error = first_error or _ffmpeg_reason(err)
+                    bad_run += 1
+                    on_skip(packet)
+                    stalled = (time - last_good if time is not None and last_good is not None
+                               else None)
+                    if (stalled is not None and stalled > GIVE_UP_SECONDS) or bad_run > GIVE_UP_PACKETS:
+                        raise _GaveUp(f"nothing decodes after {last_good or 0.0:.1f} s "
+                                      f"({first_error})") from None
+                    continue
+                if frames:
+                    bad_run = 0
+                    last_good = time if time is not None else last_good
+                yield from frames
+            return
+        except av.error.FFmpegError as err:
+            # The demuxer lost its place; asking again resumes after the bad data where it can.
+            first_error = first_error or _ffmpeg_reason(err)
+            demux_errors_in_row += 1
+            on_skip(None)
+            if demux_errors_in_row > GIVE_UP_DEMUX_ERRORS:
+                raise _GaveUp(f"the container cannot be read past this point ({first_error})") from None
+
+
 def iter_audio(
-    path: str | Path, chunk_seconds: float = 300.0, notes: list[str] | None = None
+    path: str | Path,
+    chunk_seconds: float = 300.0,
+    notes: list[str] | None = None,
+    damage: DecodeDamage | None = None,
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Yield (offset_seconds, samples) chunks of 16 kHz mono float32 audio.
 
-    A decode error after some audio was read ends the stream with a note, so a truncated
-    file still gives what it has; an error before any audio is an InvalidMediaError.
+    Undecodable packets are skipped and replaced by silence of the same length, so the
+    timeline stays true; `damage` counts them. If decoding gives up (see GIVE_UP_SECONDS)
+    the stream ends with an INCOMPLETE_MEDIA note; if nothing at all decodes, it is an
+    InvalidMediaError.
     """
     path = Path(path)
+    damage = damage if damage is not None else DecodeDamage()
     chunk_len = int(chunk_seconds * SAMPLE_RATE)
     with _open(path) as container:
         if not container.streams.audio:
@@ -159,31 +259,69 @@ def iter_audio(
         pending: list[np.ndarray] = []
         pending_len = 0
         offset = 0
-        produced = False
+        start: float | None = None  # stream time of the first decoded sample
+        skipped = [0.0]  # seconds of packets skipped since the last decoded frame
+        # Input seconds consumed (decoded plus filled), counted before the resampler, whose
+        # filter delay would otherwise read as a gap.
+        consumed = [0.0]
 
-        def resampled(frame: av.AudioFrame | None) -> Iterator[np.ndarray]:
+        def on_skip(packet: av.Packet | None) -> None:
+            if packet is None:
+                damage.demux_errors += 1
+                return
+            damage.audio_packets += 1
+            if packet.duration and packet.time_base:
+                skipped[0] += float(packet.duration * packet.time_base)
+
+        def samples_of(frame: av.AudioFrame | None) -> Iterator[np.ndarray]:
             for out in resampler.resample(frame):
                 yield out.to_ndarray().reshape(-1)
 
+        def gap_before(frame: av.AudioFrame) -> np.ndarray | None:
+            """Silence standing in for skipped packets, sized by the timestamps where they exist."""
+            if not skipped[0]:
+                return None
+            lost = skipped[0]
+            if frame.time is not None and start is not None:
+                lost = max(0.0, float(frame.time) - start - consumed[0])
+            skipped[0] = 0.0
+            damage.audio_seconds += lost
+            consumed[0] += lost
+            return np.zeros(round(lost * SAMPLE_RATE), dtype=np.float32) if lost > 0 else None
+
+        def add(piece: np.ndarray) -> Iterator[tuple[float, np.ndarray]]:
+            nonlocal pending, pending_len, offset
+            pending.append(piece)
+            pending_len += piece.size
+            while pending_len >= chunk_len:
+                joined = np.concatenate(pending)
+                yield offset / SAMPLE_RATE, joined[:chunk_len]
+                offset += chunk_len
+                rest = joined[chunk_len:]
+                pending, pending_len = ([rest], rest.size) if rest.size else ([], 0)
+
         try:
-            for frame in container.decode(stream):
-                for samples in resampled(frame):
-                    pending.append(samples)
-                    pending_len += samples.size
-                    while pending_len >= chunk_len:
-                        joined = np.concatenate(pending)
-                        yield offset / SAMPLE_RATE, joined[:chunk_len]
-                        produced = True
-                        offset += chunk_len
-                        rest = joined[chunk_len:]
-                        pending, pending_len = ([rest], rest.size) if rest.size else ([], 0)
-            pending.extend(resampled(None))
-        except av.error.FFmpegError as err:
-            if not produced and not pending:
-                raise InvalidMediaError(path, f"audio cannot be decoded ({_ffmpeg_reason(err)})") from err
-            _note(notes, f"{INCOMPLETE_MEDIA}: audio decoding failed after "
-                         f"{(offset + pending_len) / SAMPLE_RATE:.1f} s ({_ffmpeg_reason(err)})")
+            for frame in _decode_concealing(container, stream, on_skip):
+                if start is None and frame.time is not None:
+                    start = float(frame.time)
+                silence = gap_before(frame)
+                if silence is not None:
+                    yield from add(silence)
+                consumed[0] += frame.samples / frame.sample_rate
+                for samples in samples_of(frame):
+                    yield from add(samples)
+            for samples in samples_of(None):
+                yield from add(samples)
+            damage.audio_seconds += skipped[0]  # lost at the very end: nothing after it to time it by
+        except _GaveUp as err:
+            damage.audio_seconds += skipped[0]
+            if not offset and not pending_len:
+                raise InvalidMediaError(path, f"audio cannot be decoded ({err.reason})") from None
+            _note(notes, f"{INCOMPLETE_MEDIA}: audio decoding gave up at "
+                         f"{(offset + pending_len) / SAMPLE_RATE:.1f} s: {err.reason}")
         else:
+            if not offset and not pending_len and damage.audio_packets:
+                raise InvalidMediaError(path, "audio cannot be decoded (every packet was rejected)")
             _check_extent(stream, "audio", (offset + pending_len) / SAMPLE_RATE, 0.5, notes)
         if pending:
             yield offset / SAMPLE_RATE, np.concatenate(pending).astype(np.float32, copy=False)
@@ -201,15 +339,18 @@ def sample_frames(
     max_side: int = 640,
     notes: list[str] | None = None,
     also_at: Sequence[float] = (),
+    damage: DecodeDamage | None = None,
 ) -> Iterator[Frame]:
     """Yield frames at about `fps` per second, scaled so the longer side is <= max_side.
 
     `also_at` names extra moments that must each get a frame (the first one at or after it),
-    so a moment shorter than the sampling interval is not skipped.
+    so a moment shorter than the sampling interval is not skipped. Undecodable packets are
+    skipped and counted in `damage`, as in iter_audio.
     """
     if fps <= 0:
         raise ValueError("fps must be positive")
     path = Path(path)
+    damage = damage if damage is not None else DecodeDamage()
     step = 1.0 / fps
     with _open(path) as container:
         stream = _video_stream(container)
@@ -223,8 +364,15 @@ def sample_frames(
         produced = False
         index = 0
         rate = float(stream.average_rate) if stream.average_rate else 25.0
+
+        def on_skip(packet: av.Packet | None) -> None:
+            if packet is None:
+                damage.demux_errors += 1
+            else:
+                damage.video_packets += 1
+
         try:
-            for frame in container.decode(stream):
+            for frame in _decode_concealing(container, stream, on_skip):
                 time = float(frame.time) if frame.time is not None else index / rate
                 index += 1
                 last_time = time
@@ -236,12 +384,13 @@ def sample_frames(
                 next_time = time + step
                 produced = True
                 yield Frame(time=time, image=_to_rgb(frame, max_side))
-        except av.error.FFmpegError as err:
+        except _GaveUp as err:
             if not produced:
-                raise InvalidMediaError(path, f"video cannot be decoded ({_ffmpeg_reason(err)})") from err
-            _note(notes, f"{INCOMPLETE_MEDIA}: video decoding failed after {last_time:.1f} s "
-                         f"({_ffmpeg_reason(err)})")
+                raise InvalidMediaError(path, f"video cannot be decoded ({err.reason})") from None
+            _note(notes, f"{INCOMPLETE_MEDIA}: video decoding gave up at {last_time:.1f} s: {err.reason}")
         else:
+            if not index and damage.video_packets:
+                raise InvalidMediaError(path, "video cannot be decoded (every packet was rejected)")
             _check_extent(stream, "video", last_time, max(1.0, 2 * step), notes)
 
 

@@ -15,7 +15,7 @@ from moodlens.faces import largest_face
 from moodlens.features import text_with_context
 from moodlens.fusion import FusionWeights, fuse
 from moodlens.labels import EMOTIONS, SENTIMENTS
-from moodlens.media import MediaInfo, probe, sample_frames
+from moodlens.media import DecodeDamage, MediaInfo, probe, sample_frames
 from moodlens.models.face import load_face_expert
 from moodlens.models.text import TextModel, load_text_expert
 from moodlens.summary import summarize
@@ -43,6 +43,9 @@ class AnalyzeOptions:
     window_seconds: float = 5.0
     max_side: int = 640
     model: str | None = None  # a `moodlens train` bundle (DIR/best): feature-level fusion instead
+    # What the result calls the file: the server passes the upload's own name, so a result
+    # never shows where the server keeps it.
+    media_name: str | None = None
 
 
 def analyze(
@@ -52,23 +55,26 @@ def analyze(
     options = options or AnalyzeOptions()
     report = progress or (lambda stage, done: None)
     notes: list[str] = []
+    damage = DecodeDamage()
 
     report("probe", 0.0)
     info = probe(path)
     report("probe", 1.0)
 
-    utterances = _utterances(info, options, notes, report)
+    utterances = _utterances(info, options, notes, damage, report)
     if options.model:
         from moodlens.feature_level import analyze_feature_level
 
-        results, modalities, fusion = analyze_feature_level(info, utterances, options, notes, report)
+        results, modalities, fusion = analyze_feature_level(info, utterances, options, notes, damage, report)
     else:
-        results, modalities, fusion = _decision_level(info, utterances, options, notes, report)
+        results, modalities, fusion = _decision_level(info, utterances, options, notes, damage, report)
     if not utterances:
         notes.append("no speech detected: the analysis has no utterances")
+    if damage.any:
+        notes.append(damage.describe())
 
     return Analysis(
-        media=asdict(info),
+        media={**asdict(info), "path": options.media_name or info.path, "damage": damage.to_dict()},
         settings={
             "asr_model": None if options.transcript else options.asr_model,
             "transcript": options.transcript,
@@ -86,14 +92,15 @@ def analyze(
 
 
 def _decision_level(
-    info: MediaInfo, utterances: list[Utterance], options: AnalyzeOptions, notes: list[str], report: Progress
+    info: MediaInfo, utterances: list[Utterance], options: AnalyzeOptions, notes: list[str],
+    damage: DecodeDamage, report: Progress
 ) -> tuple[list[UtteranceResult], dict[str, ModalityInfo], dict[str, object]]:
     """Each expert on its own, then a coverage-weighted average of their probabilities."""
     text_expert = load_text_expert(options.text_weights, options.device)
     text = _text_results(utterances, text_expert, report)
     # FER has no sentiment head: its sentiment goes through P(sentiment | emotion) on MELD train.
     sentiment_given_emotion = np.array(text_expert.metadata["sentiment_given_emotion"])
-    face = _face_results(info, utterances, options, sentiment_given_emotion, notes, report)
+    face = _face_results(info, utterances, options, sentiment_given_emotion, notes, damage, report)
 
     report("fusion", 0.0)
     results = []
@@ -111,7 +118,7 @@ def _decision_level(
 
 
 def _utterances(
-    info: MediaInfo, options: AnalyzeOptions, notes: list[str], report: Progress
+    info: MediaInfo, options: AnalyzeOptions, notes: list[str], damage: DecodeDamage, report: Progress
 ) -> list[Utterance]:
     report("utterances", 0.0)
     if options.transcript:
@@ -122,7 +129,7 @@ def _utterances(
     else:
         found = []
         asr = TranscribeOptions(model=options.asr_model, device=options.device)
-        for utterance in transcribe(info.path, asr, notes):
+        for utterance in transcribe(info.path, asr, notes, damage):
             found.append(utterance)
             report("utterances", min(1.0, utterance.end / info.duration))
     report("utterances", 1.0)
@@ -156,6 +163,7 @@ def _face_results(
     options: AnalyzeOptions,
     sentiment_given_emotion: np.ndarray,
     notes: list[str],
+    damage: DecodeDamage,
     report: Progress,
 ) -> list[ModalityResult | None]:
     """One streaming pass over sampled frames; each frame feeds the utterances it falls in."""
@@ -171,7 +179,8 @@ def _face_results(
     last_end = max(u.end for u in utterances)
     first = 0
     midpoints = [(u.start + u.end) / 2 for u in utterances]  # even a short "Yeah." gets a frame
-    for frame in sample_frames(info.path, options.fps, options.max_side, notes, also_at=midpoints):
+    for frame in sample_frames(info.path, options.fps, options.max_side, notes, also_at=midpoints,
+                               damage=damage):
         if frame.time > last_end:
             break
         while first < len(order) and utterances[order[first]].end < frame.time:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from moodlens.errors import TranscriptError
-from moodlens.media import SAMPLE_RATE, iter_audio
+from moodlens.media import SAMPLE_RATE, DecodeDamage, iter_audio
 from moodlens.models.weights import resolve_asr_model
 
 if TYPE_CHECKING:
@@ -59,7 +59,10 @@ def _whisper(model: str, device: str, compute_type: str) -> WhisperModel:
 
 
 def transcribe(
-    path: str | Path, options: TranscribeOptions | None = None, notes: list[str] | None = None
+    path: str | Path,
+    options: TranscribeOptions | None = None,
+    notes: list[str] | None = None,
+    damage: DecodeDamage | None = None,
 ) -> Iterator[Utterance]:
     """Yield utterances lazily, chunk by chunk, so memory stays flat on long media.
 
@@ -72,7 +75,7 @@ def transcribe(
         compute_type = "float16"
     model = _whisper(options.model, options.device, compute_type)
     held: tuple[float, np.ndarray] | None = None
-    for offset, samples in iter_audio(path, options.chunk_seconds, notes):
+    for offset, samples in iter_audio(path, options.chunk_seconds, notes, damage):
         if held is not None:
             start, audio = held
             cut = quietest_point(audio, int(CUT_SEARCH_SECONDS * SAMPLE_RATE))

@@ -107,6 +107,23 @@ def parse_formats(spec: str) -> list[str]:
     return formats
 
 
+def output_names(paths: Iterable[Path]) -> list[str]:
+    """One output name per input: its stem, then stem-2, stem-3... where stems repeat.
+
+    `analyze a/x.mp4 b/x.mp4 --out o` must not write b's results over a's.
+    """
+    names: list[str] = []
+    taken: set[str] = set()
+    for path in paths:
+        name, number = path.stem, 1
+        while name.lower() in taken:  # case-insensitive file systems collide on case too
+            number += 1
+            name = f"{path.stem}-{number}"
+        taken.add(name.lower())
+        names.append(name)
+    return names
+
+
 def write(analysis: Analysis, out_dir: str | Path, formats: Iterable[str],
           name: str | None = None) -> list[Path]:
     out = Path(out_dir)
