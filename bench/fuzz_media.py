@@ -111,6 +111,7 @@ class Summary:
     crashes: int = 0
     seconds: float = 0.0
     by_mutation: dict[str, dict[str, int]] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)  # one-line errors, numbers masked
     problems: list[str] = field(default_factory=list)
 
     def count(self, path: Path, outcome: str) -> None:
@@ -152,6 +153,8 @@ def run_slice(files: list[Path], out: Path, file_timeout: float, summary: Summar
         done.add(path)
         summary.one_line_errors += 1
         summary.count(path, "error")
+        reason = re.sub(r"\d+(\.\d+)?", "N", match.group(2))
+        summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
         if "analysis failed (" in match.group(2):
             summary.internal_errors += 1
             summary.problems.append(line)
@@ -210,6 +213,8 @@ def main() -> None:
     print(f"  {'seconds':16} {summary.seconds:.1f}")
     for mutation, outcomes in sorted(summary.by_mutation.items()):
         print(f"  {mutation:14} " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
+    for reason, times in sorted(summary.reasons.items(), key=lambda kv: -kv[1])[:15]:
+        print(f"  {times:5d} x {reason}")
     for problem in summary.problems[:20]:
         print(f"problem: {problem}")
 

@@ -418,6 +418,8 @@ def serve(
     max_upload_mb: Annotated[int, typer.Option(min=1, help="Largest upload, enforced while streaming.")] = 500,
     api_key: Annotated[str | None, typer.Option(envvar="MOODLENS_API_KEY",
                                                 help="If set, every /v1 call needs the header X-API-Key.")] = None,
+    job_timeout: Annotated[float, typer.Option(min=1, help="Seconds one analysis may run before it fails.")] = (
+        3600.0),
 ) -> None:
     """Web service and upload page: POST /v1/analyses, GET /v1/analyses/{id} and its /result, /docs."""
     import uvicorn
@@ -425,7 +427,7 @@ def serve(
     from moodlens.server import ServerSettings, create_app
 
     settings = ServerSettings(data_dir=data_dir, database_url=database_url, max_upload_mb=max_upload_mb,
-                              workers=workers, api_key=api_key)
+                              workers=workers, api_key=api_key, job_timeout=job_timeout)
     try:
         application = create_app(settings)
     except Exception as err:  # a bad --database-url or an unwritable --data-dir

@@ -48,6 +48,23 @@ class AnalyzeOptions:
     media_name: str | None = None
 
 
+def warm_up(options: AnalyzeOptions | None = None) -> None:
+    """Load every model that `analyze` will use with these options, so the first file does not
+    pay for it (a server worker calls this when it starts)."""
+    from moodlens.utterances import load_asr_model
+
+    options = options or AnalyzeOptions()
+    if options.model:
+        from moodlens.feature_level import load_feature_model
+
+        load_feature_model(str(options.model), options.device)
+    else:
+        load_text_expert(options.text_weights, options.device)
+        load_face_expert(options.face_weights, options.device)
+    if not options.transcript:
+        load_asr_model(TranscribeOptions(model=options.asr_model, device=options.device))
+
+
 def analyze(
     path: str | Path, options: AnalyzeOptions | None = None, progress: Progress | None = None
 ) -> Analysis:

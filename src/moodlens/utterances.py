@@ -58,6 +58,13 @@ def _whisper(model: str, device: str, compute_type: str) -> WhisperModel:
     )
 
 
+def load_asr_model(options: TranscribeOptions) -> WhisperModel:
+    compute_type = options.compute_type
+    if options.device == "cuda" and compute_type == "int8":
+        compute_type = "float16"
+    return _whisper(options.model, options.device, compute_type)
+
+
 def transcribe(
     path: str | Path,
     options: TranscribeOptions | None = None,
@@ -70,10 +77,7 @@ def transcribe(
     carried into the next chunk, so chunking does not cut words in half.
     """
     options = options or TranscribeOptions()
-    compute_type = options.compute_type
-    if options.device == "cuda" and compute_type == "int8":
-        compute_type = "float16"
-    model = _whisper(options.model, options.device, compute_type)
+    model = load_asr_model(options)
     held: tuple[float, np.ndarray] | None = None
     for offset, samples in iter_audio(path, options.chunk_seconds, notes, damage):
         if held is not None:

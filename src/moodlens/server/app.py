@@ -2,28 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
+import logging
 import re
 import secrets
 import shutil
+import time
+import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from moodlens.errors import MoodlensError
 from moodlens.server.jobs import JobStore
-from moodlens.server.worker import RESULT_NAME, AnalysisWorkers, job_folder, media_file
+from moodlens.server.worker import JOB_ID, RESULT_NAME, AnalysisWorkers, job_folder, media_file
 from moodlens.writers import page
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 RESULTS = {"result": (".analysis.json", "application/json"), "result.csv": (".utterances.csv", "text/csv"),
            "result.srt": (".srt", "application/x-subrip")}
+MEDIA_URL_SECONDS = 3600  # how long a signed media link works
+MAX_PART_HEADERS = 16 * 1024  # bytes of headers in one multipart part
+MAX_FORM_FIELDS = 64 * 1024  # bytes in all the parts that are not the file
+WRITE_BLOCK = 1 << 20  # uploads are written to disk in blocks this big, off the event loop
 
 
 @dataclass(frozen=True)
@@ -33,6 +48,9 @@ class ServerSettings:
     max_upload_mb: int = 500
     workers: int = 1
     api_key: str | None = None
+    job_timeout: float = 3600.0  # seconds one analysis may take before its worker is ended
+    max_attempts: int = 3  # a job whose worker dies is tried this often, then fails
+    warm: bool = True  # load the models when the workers start, not on the first job
 
     @property
     def url(self) -> str:
@@ -49,7 +67,8 @@ class StreamedUpload:
     """Writes the multipart field `file` straight to disk as it arrives, counting bytes.
 
     The limit is enforced on the stream, so an oversize upload stops at the limit: it is never
-    held in memory or written out whole.
+    held in memory or written out whole. Part headers and other form fields are capped too,
+    since a hostile client can send megabytes of either.
     """
 
     def __init__(self, boundary: bytes, target: Path, limit: int) -> None:
@@ -57,20 +76,34 @@ class StreamedUpload:
         self.filename: str | None = None
         self.handle: Any = None
         self._header, self._value = b"", b""
+        self._header_bytes = 0
+        self._field_bytes = 0
         self._headers: dict[bytes, bytes] = {}
         self._in_file = False
         self.parser = MultipartParser(boundary, {
             "on_part_begin": self._part_begin, "on_header_field": self._header_field,
             "on_header_value": self._header_value, "on_header_end": self._header_end,
-            "on_headers_finished": self._headers_done, "on_part_data": self._data, "on_part_end": self._part_end})
+            "on_headers_finished": self._headers_done, "on_part_data": self._data, "on_part_end": self._part_end,
+            "on_end": self._end})
+        self._ended = False
+
+    def _end(self) -> None:
+        self._ended = True
 
     def _part_begin(self) -> None:
-        self._headers, self._in_file = {}, False
+        self._headers, self._in_file, self._header_bytes = {}, False, 0
+
+    def _count_header(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > MAX_PART_HEADERS:
+            raise UploadError(400, f"a multipart part has more than {MAX_PART_HEADERS // 1024} KB of headers")
 
     def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
         self._header += data[start:end]
 
     def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._count_header(end - start)
         self._value += data[start:end]
 
     def _header_end(self) -> None:
@@ -79,14 +112,20 @@ class StreamedUpload:
 
     def _headers_done(self) -> None:
         _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
-        if params.get(b"name") == b"file" and self.filename is None:
-            self.filename = params.get(b"filename", b"upload").decode("utf-8", "replace") or "upload"
-            self.target.parent.mkdir(parents=True, exist_ok=True)
-            self.handle = self.target.open("wb")
-            self._in_file = True
+        if params.get(b"name") != b"file":
+            return
+        if self.filename is not None:
+            raise UploadError(400, "send one file per upload: the form has two `file` parts")
+        self.filename = clean_filename(params.get(b"filename", b""))
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = self.target.open("wb")
+        self._in_file = True
 
     def _data(self, data: bytes, start: int, end: int) -> None:
         if not self._in_file:
+            self._field_bytes += end - start
+            if self._field_bytes > MAX_FORM_FIELDS:
+                raise UploadError(413, f"form fields other than `file` are limited to {MAX_FORM_FIELDS // 1024} KB")
             return
         self.size += end - start
         if self.size > self.limit:
@@ -99,11 +138,32 @@ class StreamedUpload:
             self._in_file = False
 
     def feed(self, chunk: bytes) -> None:
-        self.parser.write(chunk)
+        try:
+            self.parser.write(chunk)
+        except MultipartParseError as err:
+            raise UploadError(400, f"malformed multipart body ({str(err).split(':')[0]})") from None
+
+    def finish(self) -> None:
+        try:
+            self.parser.finalize()
+        except MultipartParseError as err:
+            raise UploadError(400, f"malformed multipart body ({str(err).split(':')[0]})") from None
+        self.close()
+        if not self._ended:  # a body cut short is not a shorter file
+            raise UploadError(400, "malformed multipart body (it ends before its closing boundary)")
 
     def close(self) -> None:
         if self.handle is not None and not self.handle.closed:
             self.handle.close()
+
+
+def clean_filename(raw: bytes) -> str:
+    """The upload's name as shown back to people: its last path part, printable, at most 255
+    characters. It is never used as a path on the server (uploads are stored as media.EXT)."""
+    text = raw.decode("utf-8", "replace")
+    text = re.split(r"[/\\]", text)[-1]
+    text = "".join(c for c in text if unicodedata.category(c)[0] != "C").strip()
+    return text.strip(".")[:255] or "upload"
 
 
 def _suffix(filename: str) -> str:
@@ -111,15 +171,25 @@ def _suffix(filename: str) -> str:
     return suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ""
 
 
+def media_signature(key: str, job_id: str, expires: int) -> str:
+    return hmac.new(key.encode(), f"media:{job_id}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def _same(given: str | None, expected: str) -> bool:
+    # bytes, because hmac.compare_digest refuses str with non-ASCII characters
+    return given is not None and hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
+
+
 def create_app(settings: ServerSettings | None = None, start_workers: bool = True) -> FastAPI:
     settings = settings or ServerSettings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = JobStore(settings.url)
-    workers = AnalysisWorkers(store, settings.data_dir, settings.workers)
+    workers = AnalysisWorkers(store, settings.data_dir, settings.workers, settings.job_timeout,
+                              settings.max_attempts, warm=settings.warm and start_workers)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        store.requeue_running()  # a crash left them half done; they start again from the upload
+        store.requeue_running(settings.max_attempts)  # a crash left them half done; they start again
         if start_workers:
             workers.start()
         yield
@@ -130,59 +200,98 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
                   description="How a video feels: upload it, poll the job, fetch the Analysis.")
     app.state.store, app.state.workers, app.state.settings = store, workers, settings
 
-    def require_key(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> None:
-        # a <video src> can't send headers, so the key may also come as ?key=
-        given = x_api_key or request.query_params.get("key")
-        if settings.api_key and not (given and secrets.compare_digest(given, settings.api_key)):
+    def require_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
+        if settings.api_key and not _same(x_api_key, settings.api_key):
             raise HTTPException(401, "missing or wrong X-API-Key header")
 
-    @app.exception_handler(HTTPException)
-    async def json_errors(_: Request, err: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": err.detail}, status_code=err.status_code)
+    def require_key_or_signature(job_id: str, x_api_key: Annotated[str | None, Header()] = None,
+                                 expires: int | None = None, sig: str | None = None) -> None:
+        """A <video src> can't send headers: media also opens with a short-lived signed link,
+        so the API key itself never appears in a URL (or a log)."""
+        if not settings.api_key or _same(x_api_key, settings.api_key):
+            return
+        if expires is None or sig is None or expires < time.time():
+            raise HTTPException(401, "missing or wrong X-API-Key header, or an expired media link")
+        if not _same(sig, media_signature(settings.api_key, job_id, expires)):
+            raise HTTPException(401, "wrong media link signature")
+
+    def media_url(job_id: str) -> str:
+        url = f"/v1/analyses/{job_id}/media"
+        if not settings.api_key:
+            return url
+        expires = int(time.time()) + MEDIA_URL_SECONDS
+        return f"{url}?expires={expires}&sig={media_signature(settings.api_key, job_id, expires)}"
+
+    @app.exception_handler(StarletteHTTPException)  # ours, and the router's 404 and 405
+    async def json_errors(_: Request, err: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": err.detail}, status_code=err.status_code, headers=err.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameters(_: Request, err: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors())
+        return JSONResponse({"error": f"bad request: {problems}"}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_errors(request: Request, err: Exception) -> JSONResponse:
+        log.error("%s %s failed: %s: %s", request.method, request.url.path, type(err).__name__, err)
+        return JSONResponse({"error": "internal server error (see the server log)"}, status_code=500)
 
     def found(job_id: str) -> Any:
-        job = store.get(job_id)
+        job = store.get(job_id) if JOB_ID.fullmatch(job_id) else None
         if job is None:
-            raise HTTPException(404, f"no analysis with id {job_id!r}")
+            raise HTTPException(404, f"no analysis with id {job_id[:64]!r}")
         return job
 
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        return {"status": "ok", "jobs": store.counts(), "workers": settings.workers}
+    def healthz() -> JSONResponse:
+        """200 once the workers' models are loaded (`ready`); 503 while `starting` or `degraded`."""
+        health = workers.health if start_workers else "degraded: analysis workers are not started"
+        return JSONResponse({"status": health.split(":")[0], "detail": health, "ready": health == "ready",
+                             "jobs": store.counts(), "workers": settings.workers},
+                            status_code=200 if health == "ready" else 503)
 
     @app.post("/v1/analyses", status_code=202, dependencies=[Depends(require_key)])
     async def create_analysis(request: Request) -> JSONResponse:
         """Multipart upload with the video in the field `file`; answers at once, the analysis runs later."""
         ctype, params = parse_options_header(request.headers.get("content-type", ""))
-        if ctype != b"multipart/form-data" or b"boundary" not in params:
+        if ctype != b"multipart/form-data" or not params.get(b"boundary"):
             raise HTTPException(400, "send multipart/form-data with the video in the field `file`")
         limit = settings.max_upload_mb * 2**20
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+        if declared and declared.isdigit() and int(declared) > limit + MAX_FORM_FIELDS + 64 * 1024:
             raise HTTPException(413, f"upload is larger than the {settings.max_upload_mb} MB limit")
         job_id = secrets.token_hex(16)
         folder = job_folder(settings.data_dir, job_id)
         upload = StreamedUpload(params[b"boundary"], folder / "upload.part", limit)
         try:
+            # Disk writes, probing and the database run in threads: a slow disk or a big
+            # upload must not stall every other request on the event loop.
+            block = bytearray()
             async for chunk in request.stream():
-                upload.feed(chunk)
-            upload.close()
+                block += chunk
+                if len(block) >= WRITE_BLOCK:
+                    await asyncio.to_thread(upload.feed, bytes(block))
+                    block.clear()
+            await asyncio.to_thread(upload.feed, bytes(block))
+            upload.finish()
             if upload.filename is None:
                 raise UploadError(400, "no file in the field `file`")
             if upload.size == 0:
                 raise UploadError(415, f"{upload.filename}: the file is empty")
             media = folder / f"media{_suffix(upload.filename)}"
             (folder / "upload.part").rename(media)
-            _check_media(media, upload.filename)
+            await asyncio.to_thread(_check_media, media, upload.filename)
+            job = await asyncio.to_thread(store.create, upload.filename, upload.size, job_id)
         except UploadError as err:
-            upload.close()
-            shutil.rmtree(folder, ignore_errors=True)
+            await asyncio.to_thread(_discard, upload, folder)
             raise HTTPException(err.status, str(err)) from None
-        except Exception:
-            upload.close()
-            shutil.rmtree(folder, ignore_errors=True)
+        except ClientDisconnect:
+            # the client went away mid-upload: nothing of it is kept, and nobody reads the answer
+            await asyncio.to_thread(_discard, upload, folder)
+            return JSONResponse({"error": "the upload was cut off"}, status_code=400)
+        except BaseException:
+            await asyncio.to_thread(_discard, upload, folder)
             raise
-        job = store.create(upload.filename, upload.size, job_id)
         workers.notify()
         return JSONResponse({"id": job.id, "status": job.status}, status_code=202,
                             headers={"Location": f"/v1/analyses/{job.id}"})
@@ -195,18 +304,21 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
 
     @app.get("/v1/analyses/{job_id}", dependencies=[Depends(require_key)])
     def get_analysis(job_id: str) -> dict[str, Any]:
-        return found(job_id).to_json()
+        return {**found(job_id).to_json(), "media_url": media_url(job_id)}
+
+    @app.get("/v1/analyses/{job_id}/media", dependencies=[Depends(require_key_or_signature)])
+    def get_media(job_id: str) -> Response:
+        found(job_id)
+        media = media_file(settings.data_dir, job_id)
+        if media is None:
+            raise HTTPException(404, "the uploaded file is gone")
+        return FileResponse(media)  # answers Range requests, so the player can seek
 
     @app.get("/v1/analyses/{job_id}/{variant}", dependencies=[Depends(require_key)])
     def get_result(job_id: str, variant: str) -> Response:
         job = found(job_id)
-        if variant == "media":
-            media = media_file(settings.data_dir, job_id)
-            if media is None:
-                raise HTTPException(404, "the uploaded file is gone")
-            return FileResponse(media)  # answers Range requests, so the player can seek
         if variant not in RESULTS:
-            raise HTTPException(404, f"no {variant!r}; use result, result.csv, result.srt or media")
+            raise HTTPException(404, f"no {variant[:64]!r}; use result, result.csv, result.srt or media")
         if job.status != "done":
             raise HTTPException(409, f"analysis is {job.status}" + (f": {job.error}" if job.error else ""))
         suffix, media_type = RESULTS[variant]
@@ -235,6 +347,11 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
         return page(script.replace("JOB_ID", json.dumps(job_id)), nav='<a href="/">upload another</a>')
 
     return app
+
+
+def _discard(upload: StreamedUpload, folder: Path) -> None:
+    upload.close()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check_media(path: Path, filename: str) -> None:

@@ -132,16 +132,32 @@ class JobStore:
                       .values(stage=stage, progress=progress, updated_at=_now()))
 
     def finish(self, job_id: str, error: str | None = None) -> None:
+        """A running job ends `done`, or `failed` with its one-line reason. Only once."""
         with self.session.begin() as s:
-            s.execute(update(JobRow).where(JobRow.id == job_id).values(
+            s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "running").values(
                 status="failed" if error else "done", stage=None if error else "done",
                 progress=1.0 if error is None else JobRow.progress, error=error, updated_at=_now()))
 
-    def requeue_running(self) -> int:
-        """Jobs a crash left `running` go back to the queue; returns how many."""
+    def retry(self, job_id: str, max_attempts: int, reason: str) -> bool:
+        """A running job whose worker died goes back to the queue, unless it has already had
+        `max_attempts`: then it fails with `reason`, so a file that kills workers can't loop."""
+        return self._retry(JobRow.id == job_id, max_attempts, reason) > 0
+
+    def requeue_running(self, max_attempts: int = 3) -> int:
+        """Jobs a crash or restart left `running` go back to the queue (or fail, past
+        `max_attempts`); returns how many were queued again."""
+        return self._retry(JobRow.id.is_not(None), max_attempts,
+                           "interrupted while running (server restart or worker crash)")
+
+    def _retry(self, which: Any, max_attempts: int, reason: str) -> int:
+        running = (which, JobRow.status == "running")
         with self.session.begin() as s:
-            return s.execute(update(JobRow).where(JobRow.status == "running")
-                             .values(status="queued", stage=None, progress=0.0, updated_at=_now())).rowcount
+            queued = s.execute(update(JobRow).where(*running, JobRow.attempts < max_attempts)
+                               .values(status="queued", stage=None, progress=0.0, updated_at=_now())).rowcount
+            s.execute(update(JobRow).where(*running).values(
+                status="failed", stage=None, updated_at=_now(),
+                error=f"{reason}; gave up after {max_attempts} attempts"))
+        return queued
 
     def delete(self, job_id: str) -> bool:
         with self.session.begin() as s:

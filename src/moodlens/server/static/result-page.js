@@ -12,8 +12,7 @@
     await new Promise((r) => setTimeout(r, 700));
   }
   const analysis = await (await fetch(`/v1/analyses/${id}/result`, { headers })).json();
-  const key = localStorage.moodlensKey ? `?key=${encodeURIComponent(localStorage.moodlensKey)}` : "";
-  render(analysis, `/v1/analyses/${id}/media${key}`);
+  render(analysis, job.media_url);  // signed when the server has an API key: the key stays out of URLs
   document.getElementById("title").textContent = job.filename;  // the upload's own name, not the stored one
   document.body.dataset.ready = "1";
 })();
