@@ -32,6 +32,8 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+    # our own warnings (a fallback model, a skipped MELD row) are for the user; libraries' are not
+    logging.getLogger("moodlens").setLevel(logging.WARNING)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -434,7 +436,9 @@ def serve(
         raise _fail(f"cannot start the server: {err}") from None
     console.print(f"moodlens serving on http://{host}:{port} (data in {data_dir}, {workers} worker(s))",
                   highlight=False)
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    # h11 buffers a request's head until it is complete: bound that buffer (the app itself
+    # answers 431 above 64 KB of headers)
+    uvicorn.run(application, host=host, port=port, log_level="warning", h11_max_incomplete_event_size=2**20)
 
 
 def run() -> None:

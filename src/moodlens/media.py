@@ -421,7 +421,8 @@ def _to_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
 
 
 def _note(notes: list[str] | None, message: str) -> None:
-    log.warning(message)
+    # the caller shows notes; without a list to take it, the log is the only place it can go
+    (log.info if notes is not None else log.warning)(message)
     if notes is not None:
         notes.append(message)
 

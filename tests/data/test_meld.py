@@ -81,3 +81,13 @@ def test_no_csv_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(MeldFormatError, match=r"no dev_sent_emo\.csv"):
         split_clips(tmp_path, "dev")
+
+
+def test_an_unreadable_timestamp_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    csv_path = tmp_path / "dev_sent_emo.csv"
+    csv_path.write_text("Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,StartTime,EndTime\n"
+                        "1,Hi.,Ross,joy,positive,0,0,\"00:00:01,000\",half past\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="moodlens"):
+        rows = read_meld_csv(csv_path)
+    assert rows[0].end is None
+    assert "line 2: unreadable EndTime 'half past'" in caplog.text

@@ -73,3 +73,27 @@ def test_fusing_rows_encoded_one_at_a_time_matches_forward() -> None:
     assert torch.allclose(batched.sentiment, streamed.sentiment, atol=1e-5)
     for m in inputs:
         assert torch.allclose(batched.aux_emotion[m], streamed.aux_emotion[m], atol=1e-5)
+
+
+def test_a_typo_in_video_weights_is_an_error_not_random_init() -> None:
+    from moodlens.models.multimodal import r3d_18_backbone
+
+    with pytest.raises(ValueError, match="unknown video_weights 'KINETICS400_V2'"):
+        r3d_18_backbone("KINETICS400_V2")
+
+
+def test_a_broken_local_text_encoder_is_an_error_not_a_silent_fallback(tmp_path: Path) -> None:
+    from moodlens.models.multimodal import FrozenTextBackbone
+
+    (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ModelNotFoundError, match="cannot be loaded"):
+        FrozenTextBackbone(str(tmp_path))
+
+
+def test_a_missing_text_encoder_falls_back_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    from moodlens.models.multimodal import FrozenTextBackbone
+
+    with caplog.at_level("WARNING", logger="moodlens"):
+        backbone = FrozenTextBackbone("bert-base-uncased")  # offline in tests: not installed here
+    assert backbone.name == "all-MiniLM-L6-v2"
+    assert "bert-base-uncased unavailable" in caplog.text and "using the packaged all-MiniLM-L6-v2" in caplog.text

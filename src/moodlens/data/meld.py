@@ -85,8 +85,8 @@ def read_meld_csv(path: str | Path) -> list[MeldRow]:
                     text=normalize_text(record["Utterance"]),
                     emotion=EMOTIONS.index(emotion),
                     sentiment=SENTIMENTS.index(sentiment),
-                    start=_time(record.get("StartTime")),
-                    end=_time(record.get("EndTime")),
+                    start=_time(record.get("StartTime"), path, line, "StartTime"),
+                    end=_time(record.get("EndTime"), path, line, "EndTime"),
                     serial=_int(record.get("Sr No.")),
                 )
             )
@@ -119,12 +119,15 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _time(value: str | None) -> float | None:
+def _time(value: str | None, path: Path, line: int, column: str) -> float | None:
+    """A clip's timestamp; an unreadable one is logged and left unknown (it only checks clips)."""
     if not value:
         return None
     try:
         return parse_timestamp(value)
     except ValueError:
+        log.warning("%s: line %d: unreadable %s %r; the clip's length is not checked against it",
+                    path, line, column, value[:40])
         return None
 
 

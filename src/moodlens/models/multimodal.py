@@ -74,12 +74,15 @@ def r3d_18_backbone(weights: str | None) -> tuple[nn.Module, str]:
 
     from moodlens.models.weights import offline
 
+    if weights and weights not in R3D_18_Weights.__members__:  # a typo must not mean random init
+        raise ValueError(f"unknown video_weights {weights!r}: use one of "
+                         f"{', '.join(R3D_18_Weights.__members__)}, or leave it empty for random init")
     if weights and offline():
         log.warning("offline (HF_HUB_OFFLINE or MOODLENS_OFFLINE): r3d_18 starts from random init")
     elif weights:
         try:
             return r3d_18(weights=R3D_18_Weights[weights]), f"r3d_18 from {weights} weights"
-        except Exception as err:  # offline: torch.hub can't fetch them; training still works
+        except (OSError, RuntimeError) as err:  # offline: torch.hub can't fetch them; training still works
             log.warning("r3d_18 %s weights unavailable (%s: %s); starting from random init",
                         weights, type(err).__name__, str(err).splitlines()[0][:120])
     return r3d_18(weights=None), "r3d_18 from random init"
@@ -214,12 +217,18 @@ class FrozenTextBackbone:
 
         from moodlens.models.weights import resolve_text_encoder
 
+        folder = name
         try:
             folder = resolve_text_encoder(name)
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
             self.model = AutoModel.from_pretrained(folder, add_pooling_layer=False)
             self.name = name
         except (ModelNotFoundError, OSError) as err:
+            # Only a model that is not here (and not downloadable) falls back, and says so; one
+            # that is here but broken is an error, not a reason to train on another encoder.
+            if Path(folder).is_dir():
+                raise ModelNotFoundError(f"text encoder in {folder} cannot be loaded "
+                                         f"({str(err).splitlines()[0][:160]})") from None
             fallback = "all-MiniLM-L6-v2"
             if name == fallback:
                 raise

@@ -39,6 +39,21 @@ MEDIA_URL_SECONDS = 3600  # how long a signed media link works
 MAX_PART_HEADERS = 16 * 1024  # bytes of headers in one multipart part
 MAX_FORM_FIELDS = 64 * 1024  # bytes in all the parts that are not the file
 WRITE_BLOCK = 1 << 20  # uploads are written to disk in blocks this big, off the event loop
+MAX_REQUEST_HEADERS = 64 * 1024  # bytes of HTTP request headers
+
+
+class HeaderLimit:
+    """431 for requests whose headers are over the limit, before any route sees them."""
+
+    def __init__(self, app: Any, limit: int = MAX_REQUEST_HEADERS) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and sum(len(k) + len(v) for k, v in scope["headers"]) > self.limit:
+            answer = JSONResponse({"error": f"request headers are over {self.limit // 1024} KB"}, status_code=431)
+            await answer(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 @dataclass(frozen=True)
@@ -199,6 +214,7 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
     app = FastAPI(title="moodlens", version="1", lifespan=lifespan,
                   description="How a video feels: upload it, poll the job, fetch the Analysis.")
     app.state.store, app.state.workers, app.state.settings = store, workers, settings
+    app.add_middleware(HeaderLimit)
 
     def require_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
         if settings.api_key and not _same(x_api_key, settings.api_key):

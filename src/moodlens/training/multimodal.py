@@ -205,7 +205,7 @@ def train(config: TrainConfig, progress: Callable[[str], None] = print, resume: 
     state = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "stale": 0, "history": []}
     checkpoint = out / "last.pt"
     if resume and checkpoint.exists():
-        saved = torch.load(checkpoint, map_location=device, weights_only=False)
+        saved = torch.load(checkpoint, map_location=device, weights_only=True)  # a checkpoint runs no code
         core.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         plateau.load_state_dict(saved["plateau"])
