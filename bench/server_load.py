@@ -70,12 +70,13 @@ def main() -> None:
         server = subprocess.Popen([sys.executable, "-m", "moodlens.cli", "serve", "--port", str(port), "--data-dir",
                                    data, "--workers", str(args.workers)], env={**os.environ, "HF_HUB_OFFLINE": "1"})
         try:
-            for _ in range(120):
+            for _ in range(240):  # until the workers have loaded their models
                 try:
-                    httpx.get(f"{url}/healthz", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.5)
+                    if httpx.get(f"{url}/healthz", timeout=1).json()["ready"]:
+                        break
+                except (httpx.HTTPError, ValueError):
+                    pass
+                time.sleep(0.5)
             results: list = [None] * args.uploads
             began = time.perf_counter()
             threads = [threading.Thread(target=_one, args=(url, args.clip, results, i)) for i in range(args.uploads)]
