@@ -81,9 +81,15 @@ def _open(path: Path) -> av.container.InputContainer:
 
 
 def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
-    """The first real video stream: cover art in an audio file is a 'video' stream too."""
+    """The first real video stream: cover art in an audio file is a 'video' stream too, and a
+    stream whose codec FFmpeg can't name (damaged headers) has no decoder at all."""
     still = av.stream.Disposition.attached_pic | av.stream.Disposition.still_image
-    return next((s for s in container.streams.video if not s.disposition & still), None)
+    return next((s for s in container.streams.video
+                 if not s.disposition & still and s.codec_context is not None), None)
+
+
+def _audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream | None:
+    return next((s for s in container.streams.audio if s.codec_context is not None), None)
 
 
 def _ffmpeg_reason(err: Exception) -> str:
@@ -96,7 +102,7 @@ def probe(path: str | Path) -> MediaInfo:
     path = Path(path)
     with _open(path) as container:
         video = _video_stream(container)
-        audio = container.streams.audio[0] if container.streams.audio else None
+        audio = _audio_stream(container)
         if video is None and audio is None:
             raise InvalidMediaError(path, "has no audio or video stream")
         duration = _duration(container)
@@ -251,9 +257,9 @@ def iter_audio(
     damage = damage if damage is not None else DecodeDamage()
     chunk_len = int(chunk_seconds * SAMPLE_RATE)
     with _open(path) as container:
-        if not container.streams.audio:
+        stream = _audio_stream(container)
+        if stream is None:
             raise InvalidMediaError(path, "has no audio stream")
-        stream = container.streams.audio[0]
         stream.thread_type = "AUTO"
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         pending: list[np.ndarray] = []
