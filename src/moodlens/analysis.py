@@ -10,7 +10,7 @@ from typing import Any
 
 from moodlens.errors import INCOMPLETE_MEDIA
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "analysis-v1.json"
 
 
@@ -34,10 +34,14 @@ class Prediction:
 
 @dataclass(frozen=True)
 class ModalityResult:
-    """One expert's view of one utterance. `coverage` in [0, 1] scales its fusion weight."""
+    """One expert's view of one utterance. `coverage` in [0, 1] scales its fusion weight.
 
-    emotion: Prediction
-    sentiment: Prediction
+    An expert that had the input but would only be guessing (an utterance too short for the
+    voice, no clear face) says so: no prediction, coverage 0, and the reason in `detail["skipped"]`.
+    """
+
+    emotion: Prediction | None
+    sentiment: Prediction | None
     coverage: float
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -114,7 +118,7 @@ class Analysis:
             return Prediction(**raw) if raw else None
 
         def modality(raw: dict[str, Any]) -> ModalityResult:
-            return ModalityResult(Prediction(**raw["emotion"]), Prediction(**raw["sentiment"]),
+            return ModalityResult(prediction(raw["emotion"]), prediction(raw["sentiment"]),
                                   raw["coverage"], raw.get("detail", {}))
 
         utterances = [

@@ -82,8 +82,11 @@ def analyze(
         help="faster-whisper model: tiny.en ships offline; others download when online.")] = (
         "tiny.en"),
     fusion_weights: Annotated[str, typer.Option(
-        help="Decision-level fusion weights, e.g. text=1,face=0.25,voice=0.")] = "",
+        help="Decision-level fusion weights (exponents of a product of experts), e.g. text=1,face=0.2,voice=0.3; "
+             "default: the measured ones in weights/fusion_v1.json.")] = "",
     text_weights: TextWeights = None,
+    voice_weights: Annotated[Path | None, typer.Option(
+        help="A voice head written by train-voice; default: the shipped one (RAVDESS, non-commercial).")] = None,
     model: Annotated[Path | None, typer.Option(
         help="A `moodlens train` bundle (DIR/best): one multimodal model, feature-level fusion.")] = None,
     debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
@@ -96,34 +99,34 @@ def analyze(
 
     if debug:
         logging.getLogger().setLevel(logging.INFO)
+    from moodlens.pipeline import STAGES, AnalyzeOptions
+    from moodlens.pipeline import analyze as run
+
     try:
         formats = parse_formats(format)
         weights = FusionWeights.parse(fusion_weights) if fusion_weights else FusionWeights()
+        options = AnalyzeOptions(asr_model=asr_model, transcript=str(transcript) if transcript else None,
+                                 fps=fps, device=device, fusion=weights,
+                                 text_weights=str(text_weights) if text_weights else None,
+                                 voice_weights=str(voice_weights) if voice_weights else None,
+                                 model=str(model) if model else None)
     except ValueError as err:
         raise _fail(str(err)) from None
-    if fps <= 0 or fps > 60:
-        raise _fail(f"--fps must be in (0, 60], got {fps:g}")
-    if device not in ("cpu", "cuda"):
-        raise _fail(f"--device must be cpu or cuda, got {device!r}")
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise _fail("--device cuda asked for, but no CUDA GPU is available")
     if transcript is not None and len(paths) > 1:
         raise _fail("--transcript applies to one media file; give exactly one PATH")
-    if text_weights is not None and not text_weights.is_file():
-        raise _fail(f"{text_weights}: text model file not found")
     if model is not None:
         _check_bundle(model, device)
-    if transcript is None:
-        from moodlens.errors import ModelNotFoundError
-        from moodlens.models.weights import resolve_asr_model
+    from moodlens.errors import ModelNotFoundError
+    from moodlens.models.voice import load_voice_head
+    from moodlens.models.weights import resolve_asr_model
 
-        try:
+    try:
+        if transcript is None:
             resolve_asr_model(asr_model)
-        except ModelNotFoundError as err:
-            raise _fail(str(err)) from None
+        if model is None:
+            load_voice_head(options.voice_weights)  # a corrupt file fails here, before any input is read
+    except ModelNotFoundError as err:
+        raise _fail(str(err)) from None
 
     files: list[Path] = []
     failures = 0
@@ -135,14 +138,6 @@ def analyze(
             failures += 1
 
     inputs = failures + len(files)  # each bad folder counts once, each file once
-
-    from moodlens.pipeline import STAGES, AnalyzeOptions
-    from moodlens.pipeline import analyze as run
-
-    options = AnalyzeOptions(asr_model=asr_model, transcript=str(transcript) if transcript else None,
-                             fps=fps, device=device, fusion=weights,
-                             text_weights=str(text_weights) if text_weights else None,
-                             model=str(model) if model else None)
     for path, name in zip(files, output_names(files), strict=True):
         if name != path.stem:
             console.print(f"[yellow]note:[/] another input is also called {path.stem!r}: results for "
@@ -345,6 +340,80 @@ def train_text(
     except (RecipeError, MeldFormatError) as err:
         raise _fail(str(err)) from None
     _report_best(summary, Path(recipe.out))
+
+
+@app.command("train-voice")
+def train_voice(
+    data: Annotated[Path, typer.Option(help="Folder of labelled speech (or MELD.Raw, or a CSV).")],
+    out: Annotated[Path, typer.Option(help="Where to write the voice head (safetensors).")],
+    layout: Annotated[str, typer.Option(help="How labels are found: ravdess, crema-d, tess, emodb (file names), "
+                                              "meld (MELD.Raw CSVs), csv (path,emotion[,speaker]).")] = "ravdess",
+    heldout: Annotated[str | None, typer.Option(help="Comma list of speakers to select on (default: the last "
+                                                      "20% in sorted order).")] = None,
+    eval_data: Annotated[list[Path] | None, typer.Option(help="Other corpora to report on (cross-corpus).")] = None,
+    eval_layout: Annotated[list[str] | None, typer.Option(help="Layout of each --eval-data.")] = None,
+    trained_on: Annotated[str | None, typer.Option(help="How the file describes its data and licence "
+                                                        "(modalities.voice.trained_on).")] = None,
+) -> None:
+    """Train a voice-emotion head on Whisper tiny.en states; select on held-out speakers, refit on all."""
+    from moodlens.models.voice import WhisperStates
+    from moodlens.training.voice import (
+        VoiceDataError,
+        clip_features,
+        default_heldout,
+        evaluate_head,
+        find_clips,
+        train_head,
+    )
+    from moodlens.utterances import TranscribeOptions, load_asr_model
+
+    evals = list(zip(eval_data or [], eval_layout or [], strict=False))
+    if len(eval_data or []) != len(eval_layout or []):
+        raise _fail("give one --eval-layout for each --eval-data")
+    try:
+        clips = find_clips(data, layout)
+        held = [h.strip() for h in heldout.split(",")] if heldout else default_heldout(clips)
+        encoder = WhisperStates(load_asr_model(TranscribeOptions(model="tiny.en")))
+        with _progress() as progress:
+            task = progress.add_task(f"encoding {len(clips)} clips", total=len(clips))
+            features = clip_features(clips, encoder, lambda done, total: progress.update(task, completed=done))
+        result = train_head(features, clips, held)
+        report = {"data": str(data), "layout": layout, "clips": len(clips),
+                  "speakers": len({c.speaker for c in clips}), "heldout_speakers": result.heldout_speakers,
+                  "heldout_accuracy": round(result.heldout_accuracy, 4),
+                  "heldout_balanced_accuracy": round(result.heldout_balanced_accuracy, 4),
+                  "chance": round(1 / len(result.head.config.classes), 4), "l2": result.chosen_l2,
+                  "heldout_confusion": result.heldout_confusion, "cross_corpus": {}}
+        for folder, other in evals:
+            other_clips = find_clips(folder, other)
+            report["cross_corpus"][f"{other}:{folder.name}"] = evaluate_head(
+                result.head, clip_features(other_clips, encoder), other_clips)
+    except (VoiceDataError, MoodlensError, OSError) as err:
+        raise _fail(str(err)) from None
+    result.head.metadata.update({
+        "kind": "voice-head", "classes": list(result.head.config.classes), "evaluation": report,
+        "trained_on": trained_on or f"{layout} speech in {data.name} ({len(clips)} clips, "
+                                    f"{report['speakers']} speakers)"})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.head.save(out)
+    classes = list(result.head.config.classes)
+    console.print(f"held-out speakers {', '.join(result.heldout_speakers)}: accuracy "
+                  f"{result.heldout_accuracy:.3f}, balanced {result.heldout_balanced_accuracy:.3f} "
+                  f"(chance {report['chance']:.3f}, {len(classes)} classes, L2 {result.chosen_l2:g})", highlight=False)
+    _print_confusion(classes, result.heldout_confusion)
+    for name, scores in report["cross_corpus"].items():
+        console.print(f"cross-corpus {name}: accuracy {scores['accuracy']:.3f}, balanced "
+                      f"{scores['balanced_accuracy']:.3f} (chance {scores['chance']:.3f}) on {scores['n']} clips "
+                      f"of {', '.join(scores['classes'])}", highlight=False)
+        _print_confusion(scores["classes"], scores["confusion"])
+    console.print(f"wrote {out}", highlight=False)
+
+
+def _print_confusion(classes: list[str], confusion: list[list[int]]) -> None:
+    table = Table("truth \\ predicted", *[c[:5] for c in classes])
+    for label, row in zip(classes, confusion, strict=True):
+        table.add_row(label, *map(str, row))
+    console.print(table)
 
 
 @app.command()

@@ -13,9 +13,11 @@ from functools import lru_cache
 import torch
 
 from moodlens.analysis import ModalityInfo, ModalityResult, Prediction, UtteranceResult
+from moodlens.experts import MediaContext
 from moodlens.features import log_mel, utterance_audio, utterance_clips
+from moodlens.fusion import assemble
 from moodlens.labels import EMOTIONS, SENTIMENTS
-from moodlens.media import DecodeDamage, MediaInfo, iter_audio, sample_frames
+from moodlens.media import iter_audio, sample_frames
 from moodlens.models.multimodal import MODALITIES, FrozenTextBackbone, MultimodalSentimentModel, load_bundle
 from moodlens.utterances import Utterance
 
@@ -35,9 +37,9 @@ def load_feature_model(folder: str, device: str = "cpu"
     return model, document, backbone
 
 
-def analyze_feature_level(info: MediaInfo, utterances: Sequence[Utterance], options: object,
-                          notes: list[str], damage: DecodeDamage, report: Progress
+def analyze_feature_level(media: MediaContext, utterances: Sequence[Utterance]
                           ) -> tuple[list[UtteranceResult], dict[str, ModalityInfo], dict[str, object]]:
+    info, options, notes, damage, report = media.info, media.options, media.notes, media.damage, media.report
     model, document, backbone = load_feature_model(str(options.model), options.device)
     config = model.config
     spans = [(u.start, u.end) for u in utterances]
@@ -55,27 +57,32 @@ def analyze_feature_level(info: MediaInfo, utterances: Sequence[Utterance], opti
             embeddings["text"][rows] = model.encoders["text"](features.to(options.device))
         present[:, 0] = torch.tensor([bool(u.text) for u in utterances], dtype=torch.bool)
         report("text", 1.0)
-        report("faces", 0.0)
+        report("face", 0.0)
         if info.has_video and spans:
             frames = ((f.time, f.image) for f in sample_frames(info.path, CLIP_FPS, 256, notes, damage=damage))
             for i, clip in utterance_clips(frames, spans, config.clip_frames, config.clip_size):
                 embeddings["video"][i] = model.encoders["video"](torch.from_numpy(clip[None]).to(options.device))[0]
                 present[i, 1] = True
-        report("faces", 1.0)
+        report("face", 1.0)
+        report("voice", 0.0)
         if info.has_audio and spans:
             for i, samples in utterance_audio(iter_audio(info.path, 60.0, notes, damage), spans):
                 mel = log_mel(samples, config.mel_frames, config.mel_bands)
                 embeddings["audio"][i] = model.encoders["audio"](torch.from_numpy(mel[None]).to(options.device))[0]
                 present[i, 2] = True
 
+        report("voice", 1.0)
         report("fusion", 0.0)
-        results = []
+        per_modality, fused = [], []
         for begin in range(0, len(utterances), 16):
             rows = range(begin, min(begin + 16, len(utterances)))
             mask = present[begin : rows.stop]
             out = model.fuse({m: e[begin : rows.stop] for m, e in embeddings.items()}, mask.to(options.device))
-            for row, i in enumerate(rows):
-                results.append(_result(utterances[i], i, out, row, mask[row]))
+            for row in range(len(rows)):
+                modalities, prediction = _heads(out, row, mask[row])
+                per_modality.append(modalities)
+                fused.append(prediction)
+    results = assemble(utterances, per_modality, fused)
     report("fusion", 1.0)
     fusion = {"method": "feature-level", "model": str(options.model)}
     return results, _modality_info(document, backbone, results), fusion
@@ -85,7 +92,9 @@ def _probabilities(logits: torch.Tensor, labels: Sequence[str]) -> Prediction:
     return Prediction.from_probabilities(labels, logits.float().softmax(-1).cpu().numpy())
 
 
-def _result(utterance: Utterance, index: int, out: object, row: int, mask: torch.Tensor) -> UtteranceResult:
+def _heads(out: object, row: int, mask: torch.Tensor
+           ) -> tuple[dict[str, ModalityResult], tuple[Prediction | None, Prediction | None, list[str]]]:
+    """The auxiliary heads as per-modality results, and the fused head as the fusion."""
     present = [m for m, on in zip(MODALITIES, mask.tolist(), strict=True) if on]
     per_modality = {
         SLOTS[m]: ModalityResult(_probabilities(out.aux_emotion[m][row], EMOTIONS),
@@ -93,14 +102,10 @@ def _result(utterance: Utterance, index: int, out: object, row: int, mask: torch
                                  detail={"head": f"auxiliary {m} head of the multimodal model"})
         for m in present
     }
-    fused = bool(present)
-    return UtteranceResult(
-        index=index, start=round(utterance.start, 3), end=round(utterance.end, 3), text=utterance.text,
-        speaker=utterance.speaker, source=utterance.source,
-        emotion=_probabilities(out.emotion[row], EMOTIONS) if fused else None,
-        sentiment=_probabilities(out.sentiment[row], SENTIMENTS) if fused else None,
-        modalities_used=[SLOTS[m] for m in present], per_modality=per_modality,
-    )
+    if not present:
+        return per_modality, (None, None, [])
+    return per_modality, (_probabilities(out.emotion[row], EMOTIONS), _probabilities(out.sentiment[row], SENTIMENTS),
+                          [SLOTS[m] for m in present])
 
 
 def _modality_info(document: dict, backbone: FrozenTextBackbone, results: Sequence[UtteranceResult]

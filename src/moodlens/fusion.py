@@ -1,27 +1,48 @@
-"""Decision-level late fusion: a coverage-scaled weighted average of the experts' probabilities.
+"""Late fusion: how the experts' per-utterance predictions become one, and the one assembly
+step that both fusers (decision-level here, feature-level in feature_level.py) end in.
 
-Each expert's weight is multiplied by its coverage (text: 1 when there is text; face: the
-share of sampled frames with a face), so a modality that saw little counts little, and a
-missing one drops out without any special case.
+Decision-level fusion is a weighted product of experts (a log-linear pool):
+
+    log p(c) = sum over experts e of  w_e * coverage_e * log p_e(c)   (then normalised)
+
+- An expert that knows nothing (a uniform distribution) changes nothing, whatever its weight.
+- An expert that does not know a class gives it the share a know-nothing expert would (see
+  models.voice.full_distribution), so a voice head trained without "neutral" cannot push a
+  neutral line away from neutral: missing classes count as unknown, not as zero.
+- w_e acts as an inverse temperature: it is how much an expert's confidence is believed. The
+  defaults are measured (bench/fusion.py, written to weights/fusion_v1.json), never hand-set.
+- coverage_e in [0, 1] is how much of the utterance the expert saw (share of frames with a
+  face, of audio that was not silence), so a modality that saw little counts little.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 
 import numpy as np
 
-from moodlens.analysis import ModalityResult, Prediction
+from moodlens.analysis import ModalityResult, Prediction, UtteranceResult
 from moodlens.labels import EMOTIONS, SENTIMENTS
+
+MEASURED = Path(__file__).resolve().parent / "weights" / "fusion_v1.json"
+_FLOOR = 1e-6  # keeps log() finite for an expert that is sure a class is impossible
+
+
+def _measured(name: str, fallback: float) -> float:
+    try:
+        return float(json.loads(MEASURED.read_text(encoding="utf-8"))["weights"][name])
+    except (OSError, KeyError, ValueError):
+        return fallback
 
 
 @dataclass(frozen=True)
 class FusionWeights:
-    # Text is the strongest signal on MELD. FER2013 faces got 4 of 16 MELD clips right, and its
-    # probabilities are over-confident (often > 0.95), so it gets a small weight.
-    text: float = 1.0
-    face: float = 0.25
-    voice: float = 0.0
+    text: float = _measured("text", 1.0)
+    face: float = _measured("face", 0.0)
+    voice: float = _measured("voice", 0.0)
 
     @classmethod
     def parse(cls, spec: str) -> FusionWeights:
@@ -43,21 +64,41 @@ class FusionWeights:
         return cls(**values)
 
     def of(self, modality: str) -> float:
-        return float(getattr(self, modality))
+        return float(getattr(self, modality, 0.0))
+
+
+def pool(distributions: Sequence[np.ndarray], exponents: Sequence[float]) -> np.ndarray:
+    """Weighted product of distributions, normalised."""
+    log = sum(w * np.log(np.clip(p, _FLOOR, 1.0)) for p, w in zip(distributions, exponents, strict=True))
+    log = log - log.max()
+    out = np.exp(log)
+    return out / out.sum()
 
 
 def fuse(
     results: dict[str, ModalityResult], weights: FusionWeights
 ) -> tuple[Prediction | None, Prediction | None, list[str]]:
     """Fused emotion and sentiment, and the modalities that really contributed."""
-    used = [m for m, r in results.items() if weights.of(m) * r.coverage > 0]
+    used = [m for m, r in results.items() if r.emotion is not None and weights.of(m) * r.coverage > 0]
     if not used:
         return None, None, []
-    scale = np.array([weights.of(m) * results[m].coverage for m in used])
-    scale = scale / scale.sum()
-    emotion = sum(s * np.array([results[m].emotion.probabilities[e] for e in EMOTIONS])
-                  for s, m in zip(scale, used, strict=True))
-    sentiment = sum(s * np.array([results[m].sentiment.probabilities[x] for x in SENTIMENTS])
-                    for s, m in zip(scale, used, strict=True))
+    exponents = [weights.of(m) * results[m].coverage for m in used]
+    emotion = pool([np.array([results[m].emotion.probabilities[e] for e in EMOTIONS]) for m in used], exponents)
+    sentiment = pool([np.array([results[m].sentiment.probabilities[s] for s in SENTIMENTS]) for m in used],
+                     exponents)
     return (Prediction.from_probabilities(EMOTIONS, emotion),
             Prediction.from_probabilities(SENTIMENTS, sentiment), used)
+
+
+def assemble(utterances: Sequence[object], per_modality: Sequence[dict[str, ModalityResult]],
+             fused: Sequence[tuple[Prediction | None, Prediction | None, list[str]]]) -> list[UtteranceResult]:
+    """One UtteranceResult per utterance, from what each expert said and what the fuser made of it."""
+    return [
+        UtteranceResult(
+            index=index, start=round(u.start, 3), end=round(u.end, 3), text=u.text, speaker=u.speaker,
+            source=u.source, emotion=emotion, sentiment=sentiment, modalities_used=used,
+            per_modality=dict(modalities),
+        )
+        for index, (u, modalities, (emotion, sentiment, used)) in enumerate(
+            zip(utterances, per_modality, fused, strict=True))
+    ]

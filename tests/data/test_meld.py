@@ -57,7 +57,7 @@ def test_meld_raw_layout_skips_and_logs_its_problems(meld_raw: tuple[Path, dict[
         train = split_clips(root, "train")
     names = [c.row.clip_name for c in train]
     assert cases["missing"][0] not in names and "1 of 11 rows have no clip" in caplog.text
-    assert "duplicate Sr No. 107" in caplog.text
+    assert "1 duplicate Sr No. values (first: 107" in caplog.text
     no_audio = next(c for c in train if c.row.clip_name == cases["no_audio"][0])
     assert no_audio.row.text == "I don't hear anything."  # the cp1252 apostrophe, repaired
     assert all(c.path.parent.name == "train_splits" for c in train)

@@ -98,17 +98,20 @@ def _deduplicate(rows: list[MeldRow], path: Path) -> list[MeldRow]:
     kept: list[MeldRow] = []
     keys: set[tuple[int, int]] = set()
     serials: set[int] = set()
+    repeated: list[str] = []
     for row in rows:
         if (row.dialogue_id, row.utterance_id) in keys:
             log.warning("%s: duplicate row for %s; keeping the first", path, row.clip_name)
             continue
         if row.serial is not None and row.serial in serials:
-            log.warning("%s: duplicate Sr No. %d (%s); rows are keyed by dialogue and utterance",
-                        path, row.serial, row.clip_name)
+            repeated.append(f"{row.serial} ({row.clip_name})")
         keys.add((row.dialogue_id, row.utterance_id))
         if row.serial is not None:
             serials.add(row.serial)
         kept.append(row)
+    if repeated:  # MELD train has 57: one line, not 57
+        log.warning("%s: %d duplicate Sr No. values (first: %s); rows are keyed by dialogue and utterance",
+                    path, len(repeated), repeated[0])
     return kept
 
 

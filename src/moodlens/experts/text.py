@@ -1,0 +1,45 @@
+"""Text expert: the shipped MELD text model over each utterance with its dialogue context."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from moodlens.analysis import ModalityInfo, ModalityResult, Prediction
+from moodlens.experts.base import ExpertOutput, MediaContext, finished
+from moodlens.features import text_with_context
+from moodlens.labels import EMOTIONS, SENTIMENTS
+from moodlens.models.text import TextModel, load_text_expert
+from moodlens.options import AnalyzeOptions
+from moodlens.utterances import Utterance
+
+
+class TextExpert:
+    name = "text"
+    needs = "text"
+
+    def __init__(self, options: AnalyzeOptions) -> None:
+        self.model: TextModel = load_text_expert(options.text_weights, options.device)
+
+    def describe(self) -> ModalityInfo:
+        dev = self.model.metadata.get("dev", {})
+        return ModalityInfo(
+            available=True, model=self.model.description,
+            trained_on=(f"MELD train text; dev weighted-F1 emotion {dev.get('emotion_weighted_f1')}, "
+                        f"sentiment {dev.get('sentiment_weighted_f1')}"))
+
+    def predict(self, media: MediaContext, utterances: Sequence[Utterance]) -> ExpertOutput:
+        media.report(self.name, 0.0)
+        spoken = [i for i, u in enumerate(utterances) if u.text]
+        texts = [u.text for u in utterances]
+        turns = self.model.config.context_turns
+        pairs = [text_with_context([t for t in texts[: i + 1] if t], turns) for i in spoken]
+        emotion, sentiment = self.model.predict([p[0] for p in pairs], [p[1] for p in pairs])
+        results: list[ModalityResult | None] = [None] * len(utterances)
+        for row, index in enumerate(spoken):
+            results[index] = ModalityResult(
+                Prediction.from_probabilities(EMOTIONS, emotion[row]),
+                Prediction.from_probabilities(SENTIMENTS, sentiment[row]),
+                coverage=1.0, detail={"context_turns": min(index, turns)})
+        media.report(self.name, 1.0)
+        reason = "no speech found" if media.info.has_audio else "no audio stream and no transcript"
+        return finished(self.describe(), results, reason)

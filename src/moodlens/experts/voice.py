@@ -1,0 +1,92 @@
+"""Voice expert: how it sounds. Whisper tiny.en encoder states of each utterance's audio,
+mean+std pooled, centred per file, and a linear head trained on acted emotional speech
+(`moodlens train-voice`; the shipped head: RAVDESS, CC BY-NC-SA 4.0, non-commercial)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from moodlens.analysis import ModalityInfo, ModalityResult, Prediction
+from moodlens.experts.base import ExpertOutput, MediaContext, finished, sentiment_from_emotion, unavailable
+from moodlens.features import utterance_audio
+from moodlens.labels import EMOTIONS, SENTIMENTS
+from moodlens.media import SAMPLE_RATE, iter_audio
+from moodlens.models.voice import (
+    MAX_CLIP_SECONDS,
+    MIN_CLIP_SECONDS,
+    VoiceHead,
+    encoder_for,
+    full_distribution,
+    load_voice_head,
+)
+from moodlens.options import AnalyzeOptions
+from moodlens.utterances import Utterance
+
+SILENCE_RMS = 10 ** (-50 / 20)  # -50 dBFS: nothing to hear
+
+
+class VoiceExpert:
+    name = "voice"
+    needs = "audio"
+
+    def __init__(self, options: AnalyzeOptions) -> None:
+        self.head: VoiceHead = load_voice_head(options.voice_weights)
+        self.encoder = encoder_for(self.head, options.device)
+
+    def describe(self) -> ModalityInfo:
+        evaluation = self.head.metadata.get("evaluation", {})
+        held = evaluation.get("heldout_accuracy")
+        score = (f"; held-out speakers {', '.join(evaluation.get('heldout_speakers', []))}: accuracy {held} "
+                 f"(chance {evaluation.get('chance')})") if held is not None else ""
+        cross = "".join(f"; cross-corpus {name}: accuracy {s['accuracy']} (chance {s['chance']})"
+                        for name, s in evaluation.get("cross_corpus", {}).items())
+        return ModalityInfo(
+            available=True,
+            model=f"Whisper {self.head.config.encoder} encoder states, mean+std pooled, speaker-centred, "
+                  f"+ linear head over {len(self.head.config.classes)} emotions",
+            trained_on=str(self.head.metadata.get("trained_on", "unknown data")) + score + cross)
+
+    def predict(self, media: MediaContext, utterances: Sequence[Utterance]) -> ExpertOutput:
+        if not media.info.has_audio:
+            return unavailable(self.describe(), "no audio stream", len(utterances))
+        media.report(self.name, 0.0)
+        results: list[ModalityResult | None] = [None] * len(utterances)
+        spans = [(u.start, u.end) for u in utterances]
+        chunks = iter_audio(media.info.path, 60.0, media.notes, media.damage)
+        voiced: list[int] = []
+
+        def audible() -> Iterator[tuple[int, np.ndarray]]:
+            for i, samples in utterance_audio(chunks, spans, seconds=MAX_CLIP_SECONDS):
+                seconds = samples.size / SAMPLE_RATE
+                if seconds < MIN_CLIP_SECONDS:
+                    results[i] = _skipped(f"too short ({seconds:.2f} s < {MIN_CLIP_SECONDS} s)", seconds)
+                elif float(np.sqrt(np.mean(np.square(samples)))) < SILENCE_RMS:
+                    results[i] = _skipped("silent (below -50 dBFS)", seconds)
+                else:
+                    voiced.append(i)
+                    yield i, samples
+
+        features: dict[int, np.ndarray] = {}
+        for i, feature in self.encoder.pooled(audible()):
+            features[i] = feature
+            media.report(self.name, min(1.0, utterances[i].end / max(media.info.duration, 1e-6)))
+        if features:
+            order = sorted(features)
+            probabilities = self.head.predict(np.stack([features[i] for i in order]))  # centred per file
+            for row, i in enumerate(order):
+                emotion = full_distribution(self.head.config.classes, probabilities[row], EMOTIONS)
+                results[i] = ModalityResult(
+                    Prediction.from_probabilities(EMOTIONS, emotion),
+                    Prediction.from_probabilities(SENTIMENTS, sentiment_from_emotion(emotion)),
+                    coverage=1.0,
+                    detail={"seconds_read": round(min(utterances[i].duration, MAX_CLIP_SECONDS), 3),
+                            "classes": list(self.head.config.classes),
+                            "sentiment_from": "emotion, via P(sentiment | emotion) on MELD train"})
+        media.report(self.name, 1.0)
+        return finished(self.describe(), results, "no utterance long and loud enough for the voice")
+
+
+def _skipped(reason: str, seconds: float) -> ModalityResult:
+    return ModalityResult(None, None, 0.0, {"skipped": reason, "seconds": round(seconds, 3)})

@@ -1,0 +1,49 @@
+"""AnalyzeOptions: every knob of `analyze`, checked where it is made, for the CLI and the library alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from moodlens.fusion import FusionWeights
+
+DEVICES = ("cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    asr_model: str = "tiny.en"
+    transcript: str | None = None
+    fps: float = 2.0
+    device: str = "cpu"
+    fusion: FusionWeights = field(default_factory=FusionWeights)
+    text_weights: str | None = None
+    face_weights: str | None = None
+    voice_weights: str | None = None
+    window_seconds: float = 5.0
+    max_side: int = 640
+    model: str | None = None  # a `moodlens train` bundle (DIR/best): feature-level fusion instead
+    # What the result calls the file: the server passes the upload's own name, so a result
+    # never shows where the server keeps it.
+    media_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fps <= 60:
+            raise ValueError(f"fps must be in (0, 60], got {self.fps:g}")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
+        if self.window_seconds <= 0:
+            raise ValueError(f"window_seconds must be positive, got {self.window_seconds:g}")
+        if self.max_side < 32:
+            raise ValueError(f"max_side must be at least 32, got {self.max_side}")
+        if not isinstance(self.fusion, FusionWeights):
+            raise ValueError("fusion must be a FusionWeights (FusionWeights.parse('text=1,face=0.5'))")
+        for name in ("text_weights", "face_weights", "voice_weights"):
+            value = getattr(self, name)
+            if value is not None and not Path(value).is_file():
+                raise ValueError(f"{value}: {name.split('_')[0]} model file not found")
+        if self.device == "cuda":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError("device cuda asked for, but no CUDA GPU is available")
