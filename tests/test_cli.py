@@ -26,11 +26,11 @@ def test_analyze_writes_files_and_prints_the_table(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     for header in ("start", "end", "text", "emotion (p)", "sentiment (p)", "modalities"):
         assert header in result.stdout
-    assert "text+face" in result.stdout and "dominant emotion" in result.stdout
+    assert "text+voice" in result.stdout and "dominant emotion" in result.stdout
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["demo.analysis.json", "demo.srt", "demo.utterances.csv"]
     data = json.loads((tmp_path / "demo.analysis.json").read_text(encoding="utf-8"))
-    assert data["schema_version"] == "1.0" and data["utterances"]
+    assert data["schema_version"] == "1.1" and data["utterances"]
 
 
 def bad_inputs(tmp_path: Path, media_dir: Path) -> dict[str, Path]:
@@ -88,8 +88,8 @@ def test_truncated_but_readable_file_fails_and_keeps_partial_results(tmp_path: P
     ("args", "message"),
     [
         (["--format", "pdf"], "unknown format"),
-        (["--fps", "0"], "--fps must be in"),
-        (["--device", "tpu"], "--device must be cpu or cuda"),
+        (["--fps", "0"], "fps must be in (0, 60]"),
+        (["--device", "tpu"], "device must be cpu or cuda"),
         (["--fusion-weights", "smell=1"], "unknown modality"),
         (["--asr-model", "large-v3"], "is not packaged here and the hub is off"),
     ],

@@ -15,11 +15,14 @@ def test_demo_video_end_to_end() -> None:
     validate(analysis.to_dict())
     assert analysis.media["duration"] == pytest.approx(21.9, abs=0.5)
     assert len(analysis.utterances) >= 5
+    weights = analysis.settings["fusion"]["weights"]
     for u in analysis.utterances:
-        assert u.modalities_used == ["text", "face"]  # the face is visible throughout
+        assert set(u.per_modality) == {"text", "face", "voice"}  # the face is visible throughout
+        assert u.modalities_used == [m for m in ("text", "face", "voice") if weights[m] > 0]
         assert sum(u.emotion.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-    assert not analysis.modalities["voice"].available
-    assert {s for s, _ in stages} == {"probe", "utterances", "text", "faces", "fusion"}
+    assert all(analysis.modalities[m].available for m in ("text", "face", "voice"))
+    assert "CC BY-NC-SA 4.0" in analysis.modalities["voice"].trained_on
+    assert {s for s, _ in stages} == {"probe", "utterances", "text", "face", "voice", "fusion"}
     happy = next(u for u in analysis.utterances if "happy" in u.text.lower())
     assert happy.emotion.label == "joy" and happy.sentiment.label == "positive"
 
@@ -52,7 +55,9 @@ def test_transcript_replaces_asr_and_no_face_drops_the_face(tmp_path: Path, medi
     analysis = analyze(media_dir / "no_face.mp4", AnalyzeOptions(transcript=str(srt)))
     assert [u.text for u in analysis.utterances] == ["I hate this so much!",
                                                      "This is wonderful, thank you!"]
-    assert all(u.modalities_used == ["text"] for u in analysis.utterances)
+    for u in analysis.utterances:  # the tone under it is audio, so the voice expert reads it too
+        assert "face" not in u.modalities_used and u.modalities_used[0] == "text"
+        assert u.per_modality["face"].emotion is None and "no clear face" in u.per_modality["face"].detail["skipped"]
     assert analysis.modalities["face"].reason == "no face found in the sampled frames"
     assert analysis.utterances[0].sentiment.label == "negative"
     assert analysis.utterances[1].sentiment.label == "positive"

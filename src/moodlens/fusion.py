@@ -78,11 +78,21 @@ def pool(distributions: Sequence[np.ndarray], exponents: Sequence[float]) -> np.
 def fuse(
     results: dict[str, ModalityResult], weights: FusionWeights
 ) -> tuple[Prediction | None, Prediction | None, list[str]]:
-    """Fused emotion and sentiment, and the modalities that really contributed."""
-    used = [m for m, r in results.items() if r.emotion is not None and weights.of(m) * r.coverage > 0]
-    if not used:
+    """Fused emotion and sentiment, and the modalities that really contributed.
+
+    A weight says how far an expert is trusted against the others. An expert that is alone
+    (a face-only video, say) is reported as it is, whatever its weight: there is nothing to
+    weigh it against, and saying nothing would hide what it saw.
+    """
+    seen = [m for m, r in results.items() if r.emotion is not None and r.coverage > 0]
+    used = [m for m in seen if weights.of(m) > 0]
+    if not used and len(seen) == 1:
+        exponents = [results[seen[0]].coverage]
+        used = seen
+    elif not used:
         return None, None, []
-    exponents = [weights.of(m) * results[m].coverage for m in used]
+    else:
+        exponents = [weights.of(m) * results[m].coverage for m in used]
     emotion = pool([np.array([results[m].emotion.probabilities[e] for e in EMOTIONS]) for m in used], exponents)
     sentiment = pool([np.array([results[m].sentiment.probabilities[s] for s in SENTIMENTS]) for m in used],
                      exponents)

@@ -91,7 +91,22 @@ def raw_request(server: Server, payload: bytes, read: bool = True) -> bytes:
     """Send bytes as they are; return the start of the answer (or nothing, with read=False)."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.sendall(payload)
-        return sock.recv(65536) if read else b""
+        if not read:
+            return b""
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < _length(answer):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def _length(answer: bytes) -> int:
+    for line in answer.partition(b"\r\n\r\n")[0].split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return int(line.split(b":")[1])
+    return 0
 
 
 def test_a_header_over_64_kb_is_refused(server: Server) -> None:
