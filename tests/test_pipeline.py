@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,15 @@ def test_python_api() -> None:
     analysis = moodlens.analyze(DEMO, fps=1.0)
     assert isinstance(analysis, moodlens.Analysis)
     assert analysis.settings["fps"] == 1.0
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"device": "tpu"}, "device must be cpu or cuda, got 'tpu'"),
+    ({"fps": 0}, "fps must be in (0, 60]"),
+    ({"voice_weights": "/nope.safetensors"}, "/nope.safetensors: voice model file not found"),
+])
+def test_the_library_checks_its_options_too(options: dict, message: str) -> None:
+    import moodlens
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        moodlens.analyze(DEMO, **options)

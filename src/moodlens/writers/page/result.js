@@ -108,7 +108,9 @@ function render(analysis, videoSrc) {
     const shown = [["fused", { emotion: u.emotion, sentiment: u.sentiment }], ...Object.entries(u.per_modality)];
     for (const [name, r] of shown) {
       const box = el("div");
-      box.append(el("h3", { style: "font-size:14px;margin:6px 0" }, name));
+      const fused = name === "fused" || u.modalities_used.includes(name);
+      box.append(el("h3", { style: "font-size:14px;margin:6px 0" }, fused ? name : `${name} (not fused)`));
+      if (r.detail && r.detail.skipped) box.append(el("p", { class: "note" }, r.detail.skipped));
       const e = el("div", { class: "bars" }), s = el("div", { class: "bars" });
       bars(e, r.emotion && r.emotion.probabilities, EMOTIONS);
       bars(s, r.sentiment && r.sentiment.probabilities, SENTIMENTS);
