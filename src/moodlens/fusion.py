@@ -31,18 +31,22 @@ MEASURED = Path(__file__).resolve().parent / "weights" / "fusion_v1.json"
 _FLOOR = 1e-6  # keeps log() finite for an expert that is sure a class is impossible
 
 
-def _measured(name: str, fallback: float) -> float:
+def _measured_weights() -> dict[str, float]:
+    """The weights bench/fusion.py measured; without the file, text alone."""
     try:
-        return float(json.loads(MEASURED.read_text(encoding="utf-8"))["weights"][name])
-    except (OSError, KeyError, ValueError):
-        return fallback
+        return {k: float(v) for k, v in json.loads(MEASURED.read_text(encoding="utf-8"))["weights"].items()}
+    except (OSError, KeyError, ValueError, AttributeError):
+        return {"text": 1.0}
+
+
+_MEASURED = _measured_weights()
 
 
 @dataclass(frozen=True)
 class FusionWeights:
-    text: float = _measured("text", 1.0)
-    face: float = _measured("face", 0.0)
-    voice: float = _measured("voice", 0.0)
+    text: float = _MEASURED.get("text", 1.0)
+    face: float = _MEASURED.get("face", 0.0)
+    voice: float = _MEASURED.get("voice", 0.0)
 
     @classmethod
     def parse(cls, spec: str) -> FusionWeights:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from moodlens.analysis import validate
@@ -25,19 +26,13 @@ def test_voice_reads_each_utterance_or_says_why_not(tmp_path: Path) -> None:
     validate(analysis.to_dict())
     first, short, quiet = (u.per_modality["voice"] for u in analysis.utterances)
     assert first.emotion is not None and first.coverage == 1.0
-    assert sum(first.emotion.probabilities.values()) == pytest_approx_one()
+    assert sum(first.emotion.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     assert short.emotion is None and short.detail["skipped"].startswith("too short (0.20 s")
     assert quiet.emotion is None and quiet.detail["skipped"].startswith("silent")
     assert "voice" in analysis.utterances[0].modalities_used
     assert "voice" not in analysis.utterances[1].modalities_used
     assert analysis.modalities["voice"].available  # an audio-only file works
     assert analysis.modalities["face"].reason == "no video stream"
-
-
-def pytest_approx_one() -> object:
-    import pytest
-
-    return pytest.approx(1.0, abs=1e-5)
 
 
 def test_no_audio_means_no_voice(media_dir: Path) -> None:
