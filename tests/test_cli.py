@@ -26,7 +26,7 @@ def test_analyze_writes_files_and_prints_the_table(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     for header in ("start", "end", "text", "emotion (p)", "sentiment (p)", "modalities"):
         assert header in result.stdout
-    assert "text+voice" in result.stdout and "dominant emotion" in result.stdout
+    assert "text+face+voice" in result.stdout and "dominant emotion" in result.stdout
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["demo.analysis.json", "demo.srt", "demo.utterances.csv"]
     data = json.loads((tmp_path / "demo.analysis.json").read_text(encoding="utf-8"))

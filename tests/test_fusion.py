@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from moodlens.analysis import ModalityResult, Prediction, UtteranceResult
-from moodlens.fusion import FusionWeights, assemble, fuse, pool
+from moodlens.fusion import BASELINES, Baseline, FusionWeights, assemble, fuse, pool
 from moodlens.labels import EMOTIONS, SENTIMENTS
 from moodlens.models.voice import full_distribution
 from moodlens.utterances import Utterance
@@ -20,23 +20,63 @@ def result(emotion: str | dict[str, float], sentiment: str, coverage: float = 1.
                           Prediction.from_probabilities(SENTIMENTS, s), coverage)
 
 
-def test_product_of_experts_weighted_by_weight_and_coverage() -> None:
+def distribution(r: ModalityResult) -> np.ndarray:
+    return np.array([r.emotion.probabilities[e] for e in EMOTIONS])
+
+
+def test_likelihood_ratios_mixed_by_weight_and_coverage() -> None:
     text, face = result("anger", "negative"), result("joy", "positive", coverage=0.5)
     emotion, sentiment, used = fuse({"text": text, "face": face}, FusionWeights(text=1.0, face=1.0))
     assert used == ["text", "face"]
-    expected = pool([np.array(list(text.emotion.probabilities.values())),
-                     np.array(list(face.emotion.probabilities.values()))], [1.0, 0.5])
-    assert [emotion.probabilities[e] for e in EMOTIONS] == pytest.approx(expected, abs=1e-6)
-    assert emotion.label == "anger" and sentiment.label == "negative"  # face's half weight can't outvote
-    assert sum(emotion.probabilities.values()) == pytest.approx(1.0)
+    # without a baseline each expert is a ratio against uniform; face is mixed half with it (coverage)
+    expected = distribution(text) * (0.5 * distribution(face) + 0.5 / 7)
+    assert [emotion.probabilities[e] for e in EMOTIONS] == pytest.approx(expected / expected.sum(), abs=1e-4)
+    assert emotion.label == "anger" and sentiment.label == "negative"  # face at half coverage can't outvote
+    assert sum(emotion.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
 
 
-def test_a_know_nothing_expert_changes_nothing_whatever_its_weight() -> None:
+def test_an_expert_counts_only_where_it_departs_from_its_baseline() -> None:
+    """A face model that calls every TV face sad adds nothing when it calls this one sad."""
+    text = result({"neutral": 0.5, "sadness": 0.3, "joy": 0.2}, "neutral")
+    sad_as_ever = {"anger": 0.1, "disgust": 0.05, "fear": 0.05, "joy": 0.1, "neutral": 0.1, "sadness": 0.55,
+                   "surprise": 0.05}
+    face = result(sad_as_ever, "negative")
+    baseline = Baseline(distribution(face), np.array([0.5, 0.3, 0.2]))
+    alone, _, _ = fuse({"text": text}, FusionWeights(text=1.0))
+    both, _, _ = fuse({"text": text, "face": face}, FusionWeights(text=1.0, face=1.0), {"face": baseline})
+    assert both.probabilities == pytest.approx(alone.probabilities, abs=1e-4)
+    naive, _, _ = fuse({"text": text, "face": face}, FusionWeights(text=1.0, face=1.0))
+    assert naive.label == "sadness"  # without its baseline the same face would have flipped the line
+
+
+def test_reliability_bounds_what_a_confident_expert_can_take_away() -> None:
+    """At reliability r an expert lowers a class by at most log(1 / (1 - r)) nats."""
+    text = result({"sadness": 0.64, "disgust": 0.12, "anger": 0.09, "neutral": 0.15}, "negative")
+    voice = result({"disgust": 0.98, "sadness": 0.0, "neutral": 0.02}, "negative")
+    base = np.full(7, 1 / 7)
+    for r in (0.3, 0.6, 0.9):
+        fused, _, _ = fuse({"text": text, "voice": voice}, FusionWeights(voice=r),
+                           {"voice": Baseline(base, np.full(3, 1 / 3))})
+        ratio = (fused.probabilities["sadness"] / fused.probabilities["neutral"]) / (0.64 / 0.15)
+        # sadness falls by (1 - r) at most, neutral rises by voice's own ratio for it
+        assert ratio >= (1 - r) * base[4] / (r * 0.02 + (1 - r) * base[4]) * (1 - 1e-3)
+
+
+def test_a_smiling_still_photo_does_not_turn_an_angry_line_into_joy() -> None:
+    """The demo's case, at the measured weights and baselines: the face is as sure of joy as FER gets."""
+    text = result({"anger": 0.5, "disgust": 0.2, "sadness": 0.15, "neutral": 0.1, "joy": 0.05}, "negative")
+    photo = result({"joy": 0.99, "neutral": 0.01}, "positive")
+    fused, _, used = fuse({"text": text, "face": photo}, FusionWeights(), BASELINES)
+    assert "face" in used and fused.label == "anger"
+
+
+def test_an_expert_saying_its_baseline_changes_nothing_whatever_its_weight() -> None:
     text = result({"neutral": 0.6, "joy": 0.3, "anger": 0.1}, "neutral")
     flat = result({e: 1 / 7 for e in EMOTIONS}, "neutral")
     alone, _, _ = fuse({"text": text}, FusionWeights(text=1.0))
-    both, _, _ = fuse({"text": text, "voice": flat}, FusionWeights(text=1.0, voice=5.0))
-    assert both.probabilities == pytest.approx(alone.probabilities, abs=1e-6)
+    both, _, _ = fuse({"text": text, "voice": flat}, FusionWeights(text=1.0, voice=1.0))
+    assert both.probabilities == pytest.approx(alone.probabilities, abs=1e-4)
+    assert pool([distribution(text)], [1.0]) == pytest.approx(distribution(text), abs=1e-4)
 
 
 def test_a_class_an_expert_does_not_know_is_unknown_not_zero() -> None:
@@ -86,12 +126,19 @@ def test_default_weights_are_the_measured_ones() -> None:
     measured = json.loads(MEASURED.read_text(encoding="utf-8"))
     assert FusionWeights() == FusionWeights(**measured["weights"])
     assert "bench/fusion.py" in measured["how"]
+    assert set(BASELINES) == {"face", "voice"}
+    for b in BASELINES.values():
+        assert b.emotion.shape == (7,) and b.emotion.sum() == pytest.approx(1.0, abs=1e-4)
+        assert b.sentiment.shape == (3,) and b.sentiment.sum() == pytest.approx(1.0, abs=1e-4)
+    # the default fusion is at least as good as text alone on the clips it was measured on
+    accuracy = measured["accuracy"]
+    assert accuracy["text+face+voice"]["clip"][0] >= accuracy["text"]["clip"][0]
 
 
 def test_parse_weights() -> None:
-    assert FusionWeights.parse("text=2, face=0.5, voice=0") == FusionWeights(text=2.0, face=0.5, voice=0.0)
+    assert FusionWeights.parse("text=1, face=0.5, voice=0") == FusionWeights(text=1.0, face=0.5, voice=0.0)
     for bad, reason in (("smell=1", "unknown modality"), ("text=abc", "not a number"),
-                        ("face=-1", ">= 0")):
+                        ("face=-1", "between 0 and 1"), ("voice=2", "between 0 and 1")):
         with pytest.raises(ValueError, match=reason):
             FusionWeights.parse(bad)
 

@@ -82,8 +82,8 @@ def analyze(
         help="faster-whisper model: tiny.en ships offline; others download when online.")] = (
         "tiny.en"),
     fusion_weights: Annotated[str, typer.Option(
-        help="Decision-level fusion weights (exponents of a product of experts), e.g. text=1,face=0.2,voice=0.3; "
-             "default: the measured ones in weights/fusion_v1.json.")] = "",
+        help="Decision-level fusion reliabilities in [0, 1], e.g. text=1,face=0.2,voice=0.5; "
+             "default: the measured ones in weights/fusion_v2.json.")] = "",
     text_weights: TextWeights = None,
     voice_weights: Annotated[Path | None, typer.Option(
         help="A voice head written by train-voice; default: the shipped one (RAVDESS, non-commercial).")] = None,

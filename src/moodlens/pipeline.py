@@ -10,7 +10,7 @@ from pathlib import Path
 from moodlens import __version__
 from moodlens.analysis import Analysis, ModalityInfo, UtteranceResult
 from moodlens.experts import EXPERTS, MediaContext
-from moodlens.fusion import assemble, fuse
+from moodlens.fusion import BASELINES, Baseline, assemble, fuse
 from moodlens.media import DecodeDamage, MediaInfo, probe
 from moodlens.options import AnalyzeOptions
 from moodlens.summary import summarize
@@ -88,10 +88,19 @@ def _decision_level(media: MediaContext, utterances: list[Utterance]
     media.report("fusion", 0.0)
     per_modality = [{name: out.results[i] for name, out in outputs.items() if out.results[i] is not None}
                     for i in range(len(utterances))]
-    fused = [fuse(modalities, media.options.fusion) for modalities in per_modality]
+    baselines = measured_baselines(media.options)
+    fused = [fuse(modalities, media.options.fusion, baselines) for modalities in per_modality]
     media.report("fusion", 1.0)
-    fusion = {"method": "decision-level (weighted product of experts)", "weights": asdict(media.options.fusion)}
+    fusion = {"method": "decision-level (weighted product of likelihood ratios)",
+              "weights": asdict(media.options.fusion), "baselines": sorted(baselines)}
     return assemble(utterances, per_modality, fused), {n: o.info for n, o in outputs.items()}, fusion
+
+
+def measured_baselines(options: AnalyzeOptions) -> dict[str, Baseline]:
+    """The baselines bench/fusion.py measured, for the shipped models only: a user's own face or
+    voice weights have none, and are pooled as they are."""
+    own = {"face": options.face_weights, "voice": options.voice_weights, "text": options.text_weights}
+    return {name: b for name, b in BASELINES.items() if own.get(name) is None}
 
 
 def _utterances(

