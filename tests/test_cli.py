@@ -170,3 +170,19 @@ def invoke_json(tmp_path: Path, path: Path) -> str:
     result = invoke("analyze", path, "--out", tmp_path / "clean", "--format", "json", "--fps", "1")
     assert result.exit_code == 0, result.output
     return (tmp_path / "clean" / f"{path.stem}.analysis.json").read_text(encoding="utf-8")
+
+
+def test_analyze_reads_and_writes_s3(bucket: str, media_dir: Path) -> None:
+    from moodlens.storage import s3_client, split_s3
+
+    name = split_s3(bucket)[0]
+    s3_client().put_object(Bucket=name, Key="in/clip.mp4", Body=(media_dir / "h264_aac.mp4").read_bytes())
+    result = invoke("analyze", f"{bucket}/in/clip.mp4", f"{bucket}/in/missing.mp4", "--out", f"{bucket}/out/",
+                    "--format", "json,srt")
+    assert result.exit_code == 1
+    assert f"{bucket}/in/missing.mp4: no such S3 object" in result.stderr.replace("\n", "")
+    assert "1 of 2 input(s) failed" in result.stderr
+    keys = sorted(o["Key"] for o in s3_client().list_objects_v2(Bucket=name, Prefix="out/")["Contents"])
+    assert keys == ["out/clip.analysis.json", "out/clip.srt"]
+    analysis = json.loads(s3_client().get_object(Bucket=name, Key="out/clip.analysis.json")["Body"].read())
+    assert analysis["media"]["path"] == "clip.mp4"

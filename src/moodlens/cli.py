@@ -18,6 +18,7 @@ from moodlens.errors import MoodlensError
 
 if TYPE_CHECKING:
     from moodlens.analysis import Analysis
+    from moodlens.options import AnalyzeOptions
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="How a video feels: per-utterance emotion and sentiment.")
@@ -46,6 +47,17 @@ TextWeights = Annotated[Path | None, typer.Option(
 
 
 RowLimit = Annotated[int | None, typer.Option(help="Use only the first N rows of each split.")]
+# analyze and batch share these
+Formats = Annotated[str, typer.Option("--format", help="Comma list: json,csv,srt,vtt,html.")]
+Fps = Annotated[float, typer.Option(help="Frames per second sampled for faces.")]
+Device = Annotated[str, typer.Option(help="cpu or cuda.")]
+AsrModel = Annotated[str, typer.Option(
+    help="faster-whisper model: tiny.en ships offline; others download when online.")]
+FusionSpec = Annotated[str, typer.Option(
+    help="Decision-level fusion reliabilities in [0, 1], e.g. text=1,face=0.2,voice=0.5; "
+         "default: the measured ones in weights/fusion_v2.json.")]
+VoiceWeights = Annotated[Path | None, typer.Option(
+    help="A voice head written by train-voice; default: the shipped one (RAVDESS, non-commercial).")]
 
 
 def _report_best(summary: dict, out: Path) -> None:
@@ -70,82 +82,57 @@ def _flat_memory() -> None:
 
 @app.command()
 def analyze(
-    paths: Annotated[list[Path], typer.Argument(help="Media files or folders of media.")],
-    out: Annotated[Path, typer.Option(help="Folder for the output files.")] = Path("."),
-    format: Annotated[str, typer.Option("--format", help="Comma list: json,csv,srt,vtt,html.")] = (
-        "json,csv,srt"),
+    paths: Annotated[list[str], typer.Argument(
+        help="Media files, folders, globs, a .txt list, or s3://bucket/key (or prefix/).")],
+    out: Annotated[str, typer.Option(help="Folder or s3://bucket/prefix/ for the output files.")] = ".",
+    format: Formats = "json,csv,srt",
     transcript: Annotated[Path | None, typer.Option(
         help="SRT, VTT or MELD-style CSV to use instead of speech recognition.")] = None,
-    fps: Annotated[float, typer.Option(help="Frames per second sampled for faces.")] = 2.0,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    asr_model: Annotated[str, typer.Option(
-        help="faster-whisper model: tiny.en ships offline; others download when online.")] = (
-        "tiny.en"),
-    fusion_weights: Annotated[str, typer.Option(
-        help="Decision-level fusion reliabilities in [0, 1], e.g. text=1,face=0.2,voice=0.5; "
-             "default: the measured ones in weights/fusion_v2.json.")] = "",
+    fps: Fps = 2.0,
+    device: Device = "cpu",
+    asr_model: AsrModel = "tiny.en",
+    fusion_weights: FusionSpec = "",
     text_weights: TextWeights = None,
-    voice_weights: Annotated[Path | None, typer.Option(
-        help="A voice head written by train-voice; default: the shipped one (RAVDESS, non-commercial).")] = None,
+    voice_weights: VoiceWeights = None,
     model: Annotated[Path | None, typer.Option(
         help="A `moodlens train` bundle (DIR/best): one multimodal model, feature-level fusion.")] = None,
     debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
 ) -> None:
     """Analyse media files and write NAME.analysis.json, NAME.utterances.csv and NAME.srt."""
     _flat_memory()
-    from moodlens.fusion import FusionWeights
-    from moodlens.media import expand_path
-    from moodlens.writers import output_names, parse_formats, write
+    from dataclasses import replace
+    from pathlib import PurePosixPath
+
+    from moodlens.storage import expand_inputs, input_stem, is_s3, local_copy
+    from moodlens.writers import output_names, write
 
     if debug:
         logging.getLogger().setLevel(logging.INFO)
-    from moodlens.pipeline import STAGES, AnalyzeOptions
+    from moodlens.pipeline import STAGES
     from moodlens.pipeline import analyze as run
 
-    try:
-        formats = parse_formats(format)
-        weights = FusionWeights.parse(fusion_weights) if fusion_weights else FusionWeights()
-        options = AnalyzeOptions(asr_model=asr_model, transcript=str(transcript) if transcript else None,
-                                 fps=fps, device=device, fusion=weights,
-                                 text_weights=str(text_weights) if text_weights else None,
-                                 voice_weights=str(voice_weights) if voice_weights else None,
-                                 model=str(model) if model else None)
-    except ValueError as err:
-        raise _fail(str(err)) from None
+    formats = _formats(format)
+    options = _analyze_options(fps=fps, device=device, asr_model=asr_model, fusion_weights=fusion_weights,
+                               text_weights=text_weights, voice_weights=voice_weights,
+                               transcript=transcript, model=model)
     if transcript is not None and len(paths) > 1:
         raise _fail("--transcript applies to one media file; give exactly one PATH")
-    if model is not None:
-        _check_bundle(model, device)
-    from moodlens.errors import ModelNotFoundError
-    from moodlens.models.voice import load_voice_head
-    from moodlens.models.weights import resolve_asr_model
 
-    try:
-        if transcript is None:
-            resolve_asr_model(asr_model)
-        if model is None:
-            load_voice_head(options.voice_weights)  # a corrupt file fails here, before any input is read
-    except ModelNotFoundError as err:
-        raise _fail(str(err)) from None
-
-    files: list[Path] = []
-    failures = 0
-    for raw in paths:
+    found, problems = expand_inputs(paths)
+    for problem in problems:
+        errors.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+    failures = len(problems)
+    inputs = failures + len(found)  # each bad folder counts once, each file once
+    names = output_names(PurePosixPath(input_stem(uri) + ".x") for uri in found)
+    for uri, name in zip(found, names, strict=True):
+        if name != input_stem(uri):
+            console.print(f"[yellow]note:[/] another input is also called {input_stem(uri)!r}: results for "
+                          f"{uri} are written as {name}.*", highlight=False)
         try:
-            files.extend(expand_path(raw))
-        except MoodlensError as err:
-            errors.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
-            failures += 1
-
-    inputs = failures + len(files)  # each bad folder counts once, each file once
-    for path, name in zip(files, output_names(files), strict=True):
-        if name != path.stem:
-            console.print(f"[yellow]note:[/] another input is also called {path.stem!r}: results for "
-                          f"{path} are written as {name}.*", highlight=False)
-        try:
-            with _progress() as progress:
-                tasks = {s: progress.add_task(f"{path.name}: {s}", total=1.0) for s in STAGES}
-                analysis = run(path, options, _updater(progress, tasks))
+            with _progress() as progress, local_copy(uri) as path:
+                tasks = {s: progress.add_task(f"{PurePosixPath(uri).name}: {s}", total=1.0) for s in STAGES}
+                media_name = PurePosixPath(uri).name if is_s3(uri) else None
+                analysis = run(path, replace(options, media_name=media_name), _updater(progress, tasks))
             written = write(analysis, out, formats, name=name)
         except MoodlensError as err:
             errors.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
@@ -154,19 +141,119 @@ def analyze(
         except Exception as err:
             if debug:
                 raise
-            errors.print(f"[bold red]error:[/] {path}: analysis failed ({type(err).__name__}: "
+            errors.print(f"[bold red]error:[/] {uri}: analysis failed ({type(err).__name__}: "
                          f"{err}); rerun with --debug for details", highlight=False, soft_wrap=True)
             failures += 1
             continue
         _print_analysis(analysis, written)
         if analysis.incomplete:
             # Partial results are kept on disk, but the input was damaged: say so and count it.
-            errors.print(f"[bold red]error:[/] {path}: {analysis.incomplete[0]}; partial results written",
+            errors.print(f"[bold red]error:[/] {uri}: {analysis.incomplete[0]}; partial results written",
                          highlight=False, soft_wrap=True)
             failures += 1
     if failures:
         errors.print(f"{failures} of {inputs} input(s) failed", highlight=False)
         raise typer.Exit(1)
+
+
+@app.command()
+def batch(
+    inputs: Annotated[list[str], typer.Argument(
+        help="Files, folders, globs, a .txt file listing paths or URIs, or s3://bucket/prefix/.")],
+    out: Annotated[str, typer.Option(help="Folder or s3://bucket/prefix/ for the results.")] = ...,
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster address (ray://host:10001, or auto); default: a local Ray on this machine.")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Ray workers; each loads the models once.")] = 2,
+    format: Formats = "json,csv,srt",
+    overwrite: Annotated[bool, typer.Option(help="Redo inputs whose results already exist.")] = False,
+    fps: Fps = 2.0,
+    device: Device = "cpu",
+    asr_model: AsrModel = "tiny.en",
+    fusion_weights: FusionSpec = "",
+    text_weights: TextWeights = None,
+    voice_weights: VoiceWeights = None,
+) -> None:
+    """Analyse many videos on Ray: NAME.analysis.json (and the other formats) or NAME.error.json per input."""
+    import time
+
+    from moodlens.batch import plan, run_batch, summary_line
+    from moodlens.storage import Destination, StorageError, expand_inputs
+
+    formats = _formats(format)
+    options = _analyze_options(fps=fps, device=device, asr_model=asr_model, fusion_weights=fusion_weights,
+                               text_weights=text_weights, voice_weights=voice_weights)
+    started = time.monotonic()
+    try:
+        found, problems = expand_inputs(inputs)
+        dest = Destination(out)
+        todo, records = plan(found, dest, formats, overwrite)
+    except StorageError as err:
+        raise _fail(str(err)) from None
+    for problem in problems:
+        errors.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+    if records:
+        console.print(f"{len(records)} input(s) already have results in {out}: skipped (--overwrite redoes them)",
+                      highlight=False)
+    total = len(found)
+    if todo:
+        console.print(f"analysing {len(todo)} input(s) on Ray with {min(concurrency, len(todo))} worker(s)",
+                      highlight=False)
+    try:
+        for record in run_batch(todo, dest, formats, options, concurrency, address):
+            records.append(record)
+            done = len(records)
+            if record.status == "analysed":
+                console.print(f"[{done}/{total}] {record.uri} -> {record.written[0]} ({record.seconds:.1f} s)",
+                              highlight=False, soft_wrap=True)
+            else:
+                errors.print(f"[{done}/{total}] [bold red]error:[/] {record.error}", highlight=False, soft_wrap=True)
+    except ImportError as err:
+        raise _fail(f"batch needs Ray ({err.name} is missing): pip install 'moodlens[scale]'") from None
+    except ConnectionError as err:
+        raise _fail(f"cannot reach the Ray cluster at {address}: {err}") from None
+    console.print(summary_line(records, time.monotonic() - started), highlight=False)
+    if problems or any(r.status == "failed" for r in records):
+        raise typer.Exit(1)
+
+
+def _formats(spec: str) -> list[str]:
+    from moodlens.writers import parse_formats
+
+    try:
+        return parse_formats(spec)
+    except ValueError as err:
+        raise _fail(str(err)) from None
+
+
+def _analyze_options(*, fps: float, device: str, asr_model: str, fusion_weights: str, text_weights: Path | None,
+                     voice_weights: Path | None, transcript: Path | None = None,
+                     model: Path | None = None) -> AnalyzeOptions:
+    """Checked options, with every model file loaded once up front, so a bad one fails before any input."""
+    from moodlens.errors import ModelNotFoundError
+    from moodlens.fusion import FusionWeights
+    from moodlens.models.voice import load_voice_head
+    from moodlens.models.weights import resolve_asr_model
+    from moodlens.options import AnalyzeOptions
+
+    try:
+        weights = FusionWeights.parse(fusion_weights) if fusion_weights else FusionWeights()
+        options = AnalyzeOptions(asr_model=asr_model, transcript=str(transcript) if transcript else None,
+                                 fps=fps, device=device, fusion=weights,
+                                 text_weights=str(text_weights) if text_weights else None,
+                                 voice_weights=str(voice_weights) if voice_weights else None,
+                                 model=str(model) if model else None)
+    except ValueError as err:
+        raise _fail(str(err)) from None
+    if model is not None:
+        _check_bundle(model, device)
+    try:
+        if transcript is None:
+            resolve_asr_model(asr_model)
+        if model is None:
+            load_voice_head(options.voice_weights)  # a corrupt file fails here, before any input is read
+    except ModelNotFoundError as err:
+        raise _fail(str(err)) from None
+    return options
 
 
 def _check_bundle(folder: Path, device: str) -> None:
@@ -195,7 +282,7 @@ def _updater(progress: Progress, tasks: dict[str, TaskID]) -> Callable[[str, flo
     return update
 
 
-def _print_analysis(analysis: Analysis, written: list[Path]) -> None:
+def _print_analysis(analysis: Analysis, written: list[str]) -> None:
     table = Table(title=f"{Path(analysis.media['path']).name} "
                         f"({analysis.media['duration']:.1f} s)", show_lines=False)
     for column, justify in (("start", "right"), ("end", "right"), ("text", "left"),

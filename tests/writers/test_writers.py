@@ -14,9 +14,8 @@ from tests.test_analysis import sample_analysis
 
 def test_json_csv_srt_files(tmp_path: Path) -> None:
     analysis = sample_analysis()
-    written = write(analysis, tmp_path, ["json", "csv", "srt", "vtt"])
-    assert [p.name for p in written] == ["clip.analysis.json", "clip.utterances.csv", "clip.srt",
-                                         "clip.vtt"]
+    written = [Path(p) for p in write(analysis, tmp_path, ["json", "csv", "srt", "vtt"])]
+    assert [p.name for p in written] == ["clip.analysis.json", "clip.utterances.csv", "clip.srt", "clip.vtt"]
     data = json.loads(written[0].read_text(encoding="utf-8"))
     validate(data)
     assert Analysis.from_dict(data) == analysis
@@ -54,7 +53,8 @@ def test_html_page_is_self_contained_and_points_at_the_video(tmp_path: Path) -> 
     sneaky = dataclasses.replace(analysis.utterances[0], text="</script><script>alert(1)</script>")
     analysis = dataclasses.replace(analysis, media={**analysis.media, "path": str(media)},
                                    utterances=[sneaky, *analysis.utterances[1:]])
-    (written,) = write(analysis, tmp_path / "out", ["html"])
+    (where,) = write(analysis, tmp_path / "out", ["html"])
+    written = Path(where)
     html = written.read_text(encoding="utf-8")
     assert written.name == "clip.html"
     assert '"../videos/clip.mp4");' in html  # relative to the page, so the folder can move as a whole

@@ -124,14 +124,11 @@ def output_names(paths: Iterable[Path]) -> list[str]:
     return names
 
 
-def write(analysis: Analysis, out_dir: str | Path, formats: Iterable[str],
-          name: str | None = None) -> list[Path]:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for fmt in formats:
-        suffix, render = WRITERS[fmt]
-        path = out / f"{name or analysis.name}{suffix}"
-        path.write_text(render(analysis, out), encoding="utf-8")
-        written.append(path)
-    return written
+def write(analysis: Analysis, out: str | Path, formats: Iterable[str], name: str | None = None) -> list[str]:
+    """Each format's file in a folder or under an s3:// prefix; returns where each went."""
+    from moodlens.storage import Destination, is_s3
+
+    destination = Destination(str(out))
+    out_dir = None if is_s3(out) else Path(out)  # the HTML page points at the video relative to its folder
+    return [destination.write_text(f"{name or analysis.name}{WRITERS[fmt][0]}", WRITERS[fmt][1](analysis, out_dir))
+            for fmt in formats]

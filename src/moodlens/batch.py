@@ -1,0 +1,147 @@
+"""`moodlens batch`: many videos, on Ray, from and to folders or S3.
+
+Each Ray actor loads the models once and analyses input after input; a local Ray starts when
+no cluster address is given, and the same code runs on a cluster with one. Each input ends as
+its result files, or as NAME.error.json with the one-line reason; one bad input never stops the
+batch, and a re-run skips the inputs whose results are already there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import PurePosixPath
+from typing import Literal
+
+from moodlens.errors import MoodlensError
+from moodlens.options import AnalyzeOptions
+from moodlens.storage import Destination, input_stem, is_s3, local_copy
+from moodlens.writers import WRITERS, output_names, write
+
+Status = Literal["analysed", "skipped", "failed"]
+ERROR_SUFFIX = ".error.json"
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    uri: str
+    name: str  # what its results are called in the destination: its stem, made unique
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    uri: str
+    name: str
+    status: Status
+    written: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+def plan(inputs: Sequence[str], dest: Destination, formats: Sequence[str],
+         overwrite: bool) -> tuple[list[BatchItem], list[BatchRecord]]:
+    """The inputs still to do, and those skipped because all their results exist."""
+    names = output_names(PurePosixPath(input_stem(u) + ".x") for u in inputs)
+    todo: list[BatchItem] = []
+    skipped: list[BatchRecord] = []
+    for uri, name in zip(inputs, names, strict=True):
+        done = not overwrite and all(dest.exists(name + WRITERS[f][0]) for f in formats)
+        if done:
+            skipped.append(BatchRecord(uri, name, "skipped"))
+        else:
+            todo.append(BatchItem(uri, name))
+    return todo, skipped
+
+
+def analyse_item(item: BatchItem, dest: Destination, formats: Sequence[str],
+                 options: AnalyzeOptions) -> BatchRecord:
+    """One input to its results, or to its error record; never raises for a bad input."""
+    from moodlens.pipeline import analyze
+
+    started = time.monotonic()
+    try:
+        with local_copy(item.uri) as path:
+            media_name = PurePosixPath(item.uri).name if is_s3(item.uri) else None
+            analysis = analyze(path, replace(options, media_name=media_name))
+        written = write(analysis, dest.uri, formats, name=item.name)
+        if not analysis.incomplete:
+            dest.remove(item.name + ERROR_SUFFIX)  # an earlier failure is now resolved
+            return BatchRecord(item.uri, item.name, "analysed", written, seconds=time.monotonic() - started)
+        # damaged media: the partial results are kept, and the input still counts as failed (as in analyze)
+        reason = f"{item.uri}: {analysis.incomplete[0]}; partial results written"
+        return _failed(item, dest, reason, started, written)
+    except MoodlensError as err:
+        reason = str(err)
+    except Exception as err:  # one bad input must not end the batch: its record says why
+        reason = f"{item.uri}: analysis failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
+    return _failed(item, dest, reason, started)
+
+
+def _failed(item: BatchItem, dest: Destination, reason: str, started: float,
+            written: list[str] | None = None) -> BatchRecord:
+    record = BatchRecord(item.uri, item.name, "failed", written or [], reason, time.monotonic() - started)
+    try:
+        dest.write_text(item.name + ERROR_SUFFIX, json.dumps({"input": item.uri, "error": reason}) + "\n")
+    except MoodlensError as err:
+        record = replace(record, error=f"{reason}; and its error record could not be written ({err})")
+    return record
+
+
+class BatchWorker:
+    """A Ray actor: models loaded once in __init__, then one input per call."""
+
+    def __init__(self, options: AnalyzeOptions, dest: str, formats: list[str]) -> None:
+        from moodlens.pipeline import warm_up
+
+        self.options, self.dest, self.formats = options, Destination(dest), formats
+        warm_up(options)
+
+    def analyse(self, item: BatchItem) -> BatchRecord:
+        return analyse_item(item, self.dest, self.formats, self.options)
+
+
+def run_batch(items: Sequence[BatchItem], dest: Destination, formats: Sequence[str], options: AnalyzeOptions,
+              concurrency: int, address: str | None = None) -> Iterator[BatchRecord]:
+    """Records as inputs finish, in the order they finish."""
+    if not items:
+        return
+    import ray
+    from ray.util import ActorPool
+
+    cores = os.cpu_count() or 1
+    threads = max(1, cores // concurrency)
+    ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             ignore_reinit_error=True, num_cpus=None if address else max(cores, concurrency),
+             runtime_env={"env_vars": {"MOODLENS_THREADS": str(threads), "HF_HUB_OFFLINE":
+                                       os.environ.get("HF_HUB_OFFLINE", "0"), "TRANSFORMERS_VERBOSITY": "error"}})
+    try:
+        worker = ray.remote(num_cpus=1, max_restarts=1)(BatchWorker)
+        actors = [worker.remote(options, dest.uri, list(formats)) for _ in range(min(concurrency, len(items)))]
+        pool = ActorPool(actors)
+        pending = {item.uri: item for item in items}
+        try:
+            for record in pool.map_unordered(lambda actor, item: actor.analyse.remote(item), list(items)):
+                pending.pop(record.uri, None)
+                yield record
+        except ray.exceptions.RayError as err:
+            # a worker process died (out of memory, a crash in native code): what it held fails, the rest is said
+            reason = str(err).strip().splitlines()[0][:200]
+            for item in pending.values():
+                yield BatchRecord(item.uri, item.name, "failed", error=f"{item.uri}: batch worker died ({reason})")
+    finally:
+        ray.shutdown()
+
+
+def summary_line(records: Sequence[BatchRecord], seconds: float) -> str:
+    counts = {s: sum(r.status == s for r in records) for s in ("analysed", "skipped", "failed")}
+    analysed = counts["analysed"]
+    rate = f"; {60 * analysed / seconds:.1f} videos/min" if analysed and seconds > 0 else ""
+    return (f"{len(records)} input(s): {analysed} analysed, {counts['skipped']} skipped (results already there), "
+            f"{counts['failed']} failed, in {seconds:.1f} s{rate}")
+
+
+def record_json(record: BatchRecord) -> str:
+    return json.dumps(asdict(record))

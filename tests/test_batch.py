@@ -1,0 +1,81 @@
+"""`moodlens batch` on a real local Ray, reading from and writing to a real S3 API (moto's server)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from moodlens.batch import ERROR_SUFFIX, BatchItem, analyse_item, plan, summary_line
+from moodlens.options import AnalyzeOptions
+from moodlens.storage import Destination, s3_client, split_s3
+
+MOODLENS = Path(sys.executable).parent / "moodlens"
+
+
+def test_plan_skips_inputs_whose_results_all_exist(tmp_path: Path) -> None:
+    dest = Destination(str(tmp_path))
+    (tmp_path / "a.analysis.json").write_text("{}")
+    (tmp_path / "a.srt").write_text("")
+    (tmp_path / "b.analysis.json").write_text("{}")  # b lacks its srt: redone
+    todo, skipped = plan(["x/a.mp4", "x/b.mp4", "y/a.mp4"], dest, ["json", "srt"], overwrite=False)
+    assert [r.uri for r in skipped] == ["x/a.mp4"]
+    assert todo == [BatchItem("x/b.mp4", "b"), BatchItem("y/a.mp4", "a-2")]  # same stem, its own name
+    todo, skipped = plan(["x/a.mp4"], dest, ["json", "srt"], overwrite=True)
+    assert todo == [BatchItem("x/a.mp4", "a")] and skipped == []
+
+
+def test_a_bad_input_becomes_its_error_record(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 2048)
+    dest = Destination(str(tmp_path / "out"))
+    record = analyse_item(BatchItem(str(bad), "bad"), dest, ["json"], AnalyzeOptions())
+    assert record.status == "failed" and "\n" not in record.error and "bad.mp4" in record.error
+    stored = json.loads((tmp_path / "out" / f"bad{ERROR_SUFFIX}").read_text(encoding="utf-8"))
+    assert stored == {"input": str(bad), "error": record.error}
+    assert not (tmp_path / "out" / "bad.analysis.json").exists()
+    assert "1 failed" in summary_line([record], 1.0)
+
+
+def batch(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(MOODLENS), "batch", *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def test_batch_over_s3_with_a_broken_object_then_a_rerun(bucket: str, media_dir: Path) -> None:
+    """Two good clips and one broken object: both clips analysed, the broken one recorded, exit 1;
+    the re-run skips what is done and tries the broken one again."""
+    pytest.importorskip("ray", reason="Ray is not installed: `make test` installs the scale extra")
+    name = split_s3(bucket)[0]
+    client = s3_client()
+    client.put_object(Bucket=name, Key="videos/one.mp4", Body=(media_dir / "h264_aac.mp4").read_bytes())
+    client.put_object(Bucket=name, Key="videos/two.wav", Body=(media_dir / "tone.wav").read_bytes())
+    client.put_object(Bucket=name, Key="videos/broken.mp4", Body=(media_dir / "h264_aac.mp4").read_bytes()[:3000])
+
+    first = batch(f"{bucket}/videos/", "--out", f"{bucket}/results/", "--format", "json,csv", "--concurrency", "2")
+    assert first.returncode == 1, first.stdout + first.stderr
+    assert "Traceback" not in first.stdout + first.stderr
+    assert "3 input(s): 2 analysed, 0 skipped (results already there), 1 failed" in first.stdout
+    keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket=name, Prefix="results/")["Contents"])
+    assert keys == ["results/broken.error.json", "results/one.analysis.json", "results/one.utterances.csv",
+                    "results/two.analysis.json", "results/two.utterances.csv"]
+    analysis = json.loads(client.get_object(Bucket=name, Key="results/one.analysis.json")["Body"].read())
+    assert analysis["media"]["path"] == "one.mp4" and analysis["schema_version"]  # named as in S3, not the spool
+    error = json.loads(client.get_object(Bucket=name, Key="results/broken.error.json")["Body"].read())
+    assert error["input"] == f"{bucket}/videos/broken.mp4" and "\n" not in error["error"]
+    assert error["error"] in first.stderr.replace("\n", "") or "broken.mp4" in first.stderr
+
+    again = batch(f"{bucket}/videos/", "--out", f"{bucket}/results/", "--format", "json,csv")
+    assert "3 input(s): 0 analysed, 2 skipped (results already there), 1 failed" in again.stdout, again.stdout
+    assert again.returncode == 1
+
+
+def test_batch_refuses_what_it_cannot_start(tmp_path: Path) -> None:
+    result = batch(str(tmp_path / "nothing-here-*.mp4"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1 and "no files match" in result.stderr and "Traceback" not in result.stderr
+    result = batch(str(tmp_path), "--out", str(tmp_path / "out"), "--format", "pdf")
+    assert result.returncode == 2 and "unknown format" in result.stderr
