@@ -566,8 +566,9 @@ def evaluate(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    host: Annotated[str, typer.Option(envvar="MOODLENS_HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, envvar="MOODLENS_PORT",
+                                      help="Port (the container sets 8080, as SageMaker expects).")] = 8000,
     data_dir: Annotated[Path, typer.Option(help="Uploads, results and the SQLite job store.")] = Path(
         "moodlens-data"),
     database_url: Annotated[str | None, typer.Option(
@@ -578,14 +579,20 @@ def serve(
                                                 help="If set, every /v1 call needs the header X-API-Key.")] = None,
     job_timeout: Annotated[float, typer.Option(min=1, help="Seconds one analysis may run before it fails.")] = (
         3600.0),
+    model_dir: Annotated[Path | None, typer.Option(
+        envvar="SM_MODEL_DIR", help="text.safetensors, voice.safetensors, face.safetensors or bundle/ here replace "
+                                    "the packaged models; default: /opt/ml/model where it exists (SageMaker).")] = None,
 ) -> None:
-    """Web service and upload page: POST /v1/analyses, GET /v1/analyses/{id} and its /result, /docs."""
+    """Web service and upload page: POST /v1/analyses, GET /v1/analyses/{id} and its /result, /docs;
+    and the SageMaker contract: GET /ping, POST /invocations."""
     import uvicorn
 
     from moodlens.server import ServerSettings, create_app
 
+    if model_dir is None and SAGEMAKER_MODEL_DIR.is_dir():
+        model_dir = SAGEMAKER_MODEL_DIR
     settings = ServerSettings(data_dir=data_dir, database_url=database_url, max_upload_mb=max_upload_mb,
-                              workers=workers, api_key=api_key, job_timeout=job_timeout)
+                              workers=workers, api_key=api_key, job_timeout=job_timeout, model_dir=model_dir)
     try:
         application = create_app(settings)
     except Exception as err:  # a bad --database-url or an unwritable --data-dir
@@ -595,6 +602,9 @@ def serve(
     # h11 buffers a request's head until it is complete: bound that buffer (the app itself
     # answers 431 above 64 KB of headers)
     uvicorn.run(application, host=host, port=port, log_level="warning", h11_max_incomplete_event_size=2**20)
+
+
+SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
 
 
 def run() -> None:

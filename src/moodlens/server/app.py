@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from moodlens.errors import MoodlensError
+from moodlens.options import AnalyzeOptions
 from moodlens.server.jobs import JobStore
 from moodlens.server.worker import JOB_ID, RESULT_NAME, AnalysisWorkers, job_folder, media_file
 from moodlens.writers import page
@@ -40,6 +41,10 @@ MAX_PART_HEADERS = 16 * 1024  # bytes of headers in one multipart part
 MAX_FORM_FIELDS = 64 * 1024  # bytes in all the parts that are not the file
 WRITE_BLOCK = 1 << 20  # uploads are written to disk in blocks this big, off the event loop
 MAX_REQUEST_HEADERS = 64 * 1024  # bytes of HTTP request headers
+MAX_JSON_BODY = 64 * 1024  # bytes of a JSON /invocations request
+# what a SageMaker model directory may hold: train-text, train-voice and train outputs
+MODEL_FILES = {"text_weights": "text.safetensors", "voice_weights": "voice.safetensors",
+               "face_weights": "face.safetensors", "model": "bundle"}
 
 
 class HeaderLimit:
@@ -66,10 +71,21 @@ class ServerSettings:
     job_timeout: float = 3600.0  # seconds one analysis may take before its worker is ended
     max_attempts: int = 3  # a job whose worker dies is tried this often, then fails
     warm: bool = True  # load the models when the workers start, not on the first job
+    model_dir: Path | None = None  # SageMaker's SM_MODEL_DIR: the models in it replace the packaged ones
 
     @property
     def url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'jobs.sqlite3').resolve()}"
+
+    def analyze_options(self) -> AnalyzeOptions:
+        """The packaged models, except those that model_dir holds (MODEL_FILES names them)."""
+        if self.model_dir is None:
+            return AnalyzeOptions()
+        if not self.model_dir.is_dir():
+            raise ValueError(f"{self.model_dir}: the model directory does not exist")
+        found = {field: str(self.model_dir / name) for field, name in MODEL_FILES.items()
+                 if (self.model_dir / name).exists()}
+        return AnalyzeOptions(**found)
 
 
 class UploadError(Exception):
@@ -200,7 +216,8 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = JobStore(settings.url)
     workers = AnalysisWorkers(store, settings.data_dir, settings.workers, settings.job_timeout,
-                              settings.max_attempts, warm=settings.warm and start_workers)
+                              settings.max_attempts, warm=settings.warm and start_workers,
+                              options=settings.analyze_options())
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -312,6 +329,77 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
         return JSONResponse({"id": job.id, "status": job.status}, status_code=202,
                             headers={"Location": f"/v1/analyses/{job.id}"})
 
+    @app.get("/ping", include_in_schema=True)
+    def ping() -> JSONResponse:
+        """SageMaker's health check: 200 once the models are loaded, else 503."""
+        health = workers.health if start_workers else "degraded: analysis workers are not started"
+        return JSONResponse({"status": health.split(":")[0]}, status_code=200 if health == "ready" else 503)
+
+    @app.post("/invocations", dependencies=[Depends(require_key)])
+    async def invocations(request: Request) -> Response:
+        """SageMaker's inference call, answered synchronously with the Analysis JSON. The body is the
+        video itself (video/*, audio/* or application/octet-stream), or JSON {"video_path": "s3://..." | "/path"}."""
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        job_id = secrets.token_hex(16)
+        folder = job_folder(settings.data_dir, job_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            if ctype == "application/json":
+                filename, size = await _fetch_video_path(request, folder)
+            elif ctype.startswith(("video/", "audio/")) or ctype == "application/octet-stream":
+                filename, size = "body", await _save_body(request, folder / "media", settings.max_upload_mb)
+            else:
+                raise UploadError(415, "send the video as the body (video/*, audio/* or application/octet-stream)"
+                                       ' or JSON {"video_path": "s3://bucket/key"}')
+            media = media_file(settings.data_dir, job_id)
+            await asyncio.to_thread(_check_media, media, filename)
+            await asyncio.to_thread(store.create, filename, size, job_id)
+        except UploadError as err:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise HTTPException(err.status, str(err)) from None
+        except ClientDisconnect:
+            shutil.rmtree(folder, ignore_errors=True)
+            return JSONResponse({"error": "the upload was cut off"}, status_code=400)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        workers.notify()
+        try:
+            job = await _finished(job_id)
+            if job.status != "done":
+                internal = (job.error or "").startswith("analysis failed: internal error")
+                return JSONResponse({"error": job.error}, status_code=500 if internal else 422)
+            result = folder / f"{RESULT_NAME}.analysis.json"
+            return Response(await asyncio.to_thread(result.read_bytes), media_type="application/json")
+        finally:
+            # a synchronous call keeps nothing: its job and files go once it is answered
+            await asyncio.to_thread(store.delete, job_id)
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    async def _finished(job_id: str) -> Any:
+        deadline = time.monotonic() + settings.job_timeout * settings.max_attempts + 60
+        while time.monotonic() < deadline:
+            job = await asyncio.to_thread(store.get, job_id)
+            if job is not None and job.status in ("done", "failed"):
+                return job
+            await asyncio.sleep(0.2)
+        raise HTTPException(504, "the analysis did not finish in time")
+
+    async def _fetch_video_path(request: Request, folder: Path) -> tuple[str, int]:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_JSON_BODY:
+                raise UploadError(413, f"a JSON request is at most {MAX_JSON_BODY // 1024} KB")
+        try:
+            document = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise UploadError(400, "the body is not valid JSON") from None
+        location = document.get("video_path") if isinstance(document, dict) else None
+        if not isinstance(location, str) or not location.strip():
+            raise UploadError(400, 'JSON must be {"video_path": "s3://bucket/key" or "/path/to/video"}')
+        return await asyncio.to_thread(_stage_video, location.strip(), folder, settings.max_upload_mb)
+
     @app.get("/v1/analyses", dependencies=[Depends(require_key)])
     def list_analyses(offset: Annotated[int, Query(ge=0)] = 0,
                       limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
@@ -363,6 +451,55 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
         return page(script.replace("JOB_ID", json.dumps(job_id)), nav='<a href="/">upload another</a>')
 
     return app
+
+
+async def _save_body(request: Request, target: Path, max_mb: int) -> int:
+    """A raw request body to disk in blocks, stopped at the limit; returns its size."""
+    limit, size = max_mb * 2**20, 0
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise UploadError(413, f"the video is larger than the {max_mb} MB limit")
+    handle = await asyncio.to_thread(target.open, "wb")
+    try:
+        block = bytearray()
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise UploadError(413, f"the video is larger than the {max_mb} MB limit")
+            block += chunk
+            if len(block) >= WRITE_BLOCK:
+                await asyncio.to_thread(handle.write, bytes(block))
+                block.clear()
+        await asyncio.to_thread(handle.write, bytes(block))
+    finally:
+        handle.close()
+    if size == 0:
+        raise UploadError(415, "the body is empty: send the video")
+    return size
+
+
+def _stage_video(location: str, folder: Path, max_mb: int) -> tuple[str, int]:
+    """An s3:// object spooled into the job's folder, or a local file linked there."""
+    from moodlens.storage import StorageError, is_s3, local_copy
+
+    name = location.rsplit("/", 1)[-1] or "video"
+    target = folder / f"media{_suffix(name)}"
+    if is_s3(location):
+        try:
+            with local_copy(location, folder) as spooled:
+                spooled.rename(target)
+        except StorageError as err:
+            status = 404 if "no such" in str(err) else 403 if "access denied" in str(err) else 502
+            raise UploadError(status, str(err)) from None
+    else:
+        source = Path(location)
+        if not source.is_absolute() or not source.is_file():
+            raise UploadError(404, f"{location}: no such file on the server (give an absolute path)")
+        target.symlink_to(source)
+    size = target.stat().st_size
+    if size > max_mb * 2**20:
+        raise UploadError(413, f"{name}: the video is larger than the {max_mb} MB limit")
+    return clean_filename(name.encode()), size
 
 
 def _discard(upload: StreamedUpload, folder: Path) -> None:

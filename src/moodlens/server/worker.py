@@ -26,10 +26,11 @@ import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
+from moodlens.options import AnalyzeOptions
 from moodlens.server.jobs import Job, JobStore
 
 log = logging.getLogger(__name__)
@@ -61,12 +62,12 @@ def _init_worker(workers: int, barrier: threading.Barrier | None) -> None:
     _warm_barrier = barrier  # locks reach a process only through its start arguments
 
 
-def warm_worker() -> int:
+def warm_worker(options: AnalyzeOptions | None = None) -> int:
     """Load the models in this worker process. The pool's barrier makes each process hold one
     warm-up task at the same time, so each of them gets one."""
     from moodlens.pipeline import warm_up
 
-    warm_up()
+    warm_up(options)
     if _warm_barrier is not None:
         _warm_barrier.wait(timeout=600)
     return os.getpid()
@@ -77,14 +78,15 @@ def _store(url: str) -> JobStore:
     return JobStore(url)
 
 
-def run_job(job_id: str, media: str, filename: str, out_dir: str, database_url: str) -> str | None:
+def run_job(job_id: str, media: str, filename: str, out_dir: str, database_url: str,
+            options: AnalyzeOptions | None = None) -> str | None:
     """Analyse one upload in a worker process; None on success, else a one-line error.
 
     Neither the server's paths nor exception text reach the client: errors name the upload
     by its own filename, and an unexpected failure is logged here and reported by job id.
     """
     from moodlens.errors import MoodlensError
-    from moodlens.pipeline import STAGES, AnalyzeOptions, analyze
+    from moodlens.pipeline import STAGES, analyze
     from moodlens.writers import write
 
     store = _store(database_url)
@@ -97,7 +99,7 @@ def run_job(job_id: str, media: str, filename: str, out_dir: str, database_url: 
             store.progress(job_id, stage, (STAGES.index(stage) + min(done, 1.0)) / len(STAGES))
 
     try:
-        analysis = analyze(media, AnalyzeOptions(media_name=filename), progress=report)
+        analysis = analyze(media, replace(options or AnalyzeOptions(), media_name=filename), progress=report)
         write(analysis, out_dir, RESULT_FORMATS, name=RESULT_NAME)
     except MoodlensError as err:
         return str(err).replace(media, filename)
@@ -117,8 +119,9 @@ class _Running:
 
 class AnalysisWorkers:
     def __init__(self, store: JobStore, data_dir: Path, workers: int = 1, job_timeout: float = 3600.0,
-                 max_attempts: int = 3, warm: bool = True) -> None:
+                 max_attempts: int = 3, warm: bool = True, options: AnalyzeOptions | None = None) -> None:
         self.store = store
+        self.options = options or AnalyzeOptions()
         self.data_dir = data_dir
         self.workers = workers
         self.job_timeout = job_timeout
@@ -145,7 +148,7 @@ class AnalysisWorkers:
 
     def _warm(self, pool: ProcessPoolExecutor) -> None:
         """Start every worker process now and load its models, so no job pays for that."""
-        futures = [pool.submit(warm_worker) for _ in range(self.workers)]
+        futures = [pool.submit(warm_worker, self.options) for _ in range(self.workers)]
         remaining = [len(futures)]
 
         def done(future: Future) -> None:
@@ -244,7 +247,7 @@ class AnalysisWorkers:
             with self.lock:
                 pool = self.pool
                 future = pool.submit(run_job, job.id, str(media), job.filename,
-                                     str(job_folder(self.data_dir, job.id)), self.store.url)
+                                     str(job_folder(self.data_dir, job.id)), self.store.url, self.options)
                 self.running[job.id] = _Running(job, pool, time.monotonic())
             future.add_done_callback(lambda f, job_id=job.id: self._done(job_id, f))
         except BaseException as err:
