@@ -433,7 +433,7 @@ def train_text(
 def train_voice(
     data: Annotated[Path, typer.Option(help="Folder of labelled speech (or MELD.Raw, or a CSV).")],
     out: Annotated[Path, typer.Option(help="Where to write the voice head (safetensors).")],
-    layout: Annotated[str, typer.Option(help="How labels are found: ravdess, crema-d, tess, emodb (file names), "
+    layout: Annotated[str, typer.Option(help="How labels are found: ravdess, crema-d, tess, emodb, emofilm (names), "
                                               "meld (MELD.Raw CSVs), csv (path,emotion[,speaker]).")] = "ravdess",
     heldout: Annotated[str | None, typer.Option(help="Comma list of speakers to select on (default: the last "
                                                       "20% in sorted order).")] = None,

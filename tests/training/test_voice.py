@@ -24,6 +24,7 @@ SPEECH = SHARED / "data" / "speech" / "ravdess"
     ("emodb", "03a01Wa.wav", "anger", "speaker03"),
     ("crema-d", "1001_DFA_HAP_XX.wav", "joy", "1001"),
     ("tess", "OAF_back_ps.wav", "surprise", "OAF"),
+    ("emofilm", "f_rab019bes.wav", "anger", "f-es"),  # film clips name no actor: gender and language group them
 ])
 def test_labels_come_from_file_names(tmp_path: Path, layout: str, name: str, emotion: str, speaker: str) -> None:
     (tmp_path / name).write_bytes(b"x")

@@ -33,7 +33,9 @@ EMODB = {"W": "anger", "E": "disgust", "A": "fear", "F": "joy", "N": "neutral", 
 CREMA_D = {"ANG": "anger", "DIS": "disgust", "FEA": "fear", "HAP": "joy", "NEU": "neutral", "SAD": "sadness"}
 TESS = {"angry": "anger", "disgust": "disgust", "fear": "fear", "happy": "joy", "neutral": "neutral",
         "ps": "surprise", "sad": "sadness"}
-LAYOUTS = ("ravdess", "emodb", "crema-d", "tess", "meld", "csv")
+# EmoFilm (Italian names: ansia, disgusto, gioia, rabbia, tristezza) has no neutral or surprise.
+EMOFILM = {"ans": "fear", "dis": "disgust", "gio": "joy", "rab": "anger", "tri": "sadness"}
+LAYOUTS = ("ravdess", "emodb", "crema-d", "tess", "emofilm", "meld", "csv")
 
 
 class VoiceDataError(ValueError):
@@ -61,6 +63,10 @@ def _from_name(path: Path, layout: str) -> LabelledClip | None:
         if layout == "tess":  # OAF_back_angry
             parts = stem.split("_")
             return LabelledClip(path, TESS[parts[-1].lower()], parts[0])
+        if layout == "emofilm":  # f_ans001aes: gender, emotion, clip, take, language
+            gender, rest = stem.split("_", 1)
+            # film clips name no actor: the speaker groups (for centring) are the two genders
+            return LabelledClip(path, EMOFILM[rest[:3]], f"{gender}-{rest[-2:]}") if gender in ("f", "m") else None
     except (KeyError, IndexError, ValueError):
         return None
     raise ValueError(f"unknown layout {layout!r}")
