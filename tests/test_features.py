@@ -89,3 +89,15 @@ def test_utterance_clips_and_audio_stream() -> None:
     index, samples = next(audio)
     assert index == 1 and samples.size == 16_000 and read == [0, 5, 10]  # enough after 1 s of it
     assert next(audio)[0] == 2
+
+
+def test_long_utterance_clips_are_evenly_spaced() -> None:
+    """A span with many frames keeps frames from its whole length, not mostly from its end."""
+    from moodlens.features import utterance_clips
+
+    frames = [(i / 8, np.full((120, 160, 3), i, np.uint8)) for i in range(200)]  # pixel value = frame number
+    ((_, clip),) = list(utterance_clips(frames, [(0.0, 30.0)], length=16, size=32))
+    picked = clip[:, 0, 0, 0].astype(int)
+    gaps = np.diff(picked)
+    assert picked[0] == 0 and picked[-1] >= 180
+    assert gaps.min() >= 8 and gaps.max() <= 16  # about 200 / 15 apart, everywhere

@@ -125,3 +125,15 @@ def test_chunked_transcription_keeps_the_words() -> None:
         assert word in text
     assert [u.start for u in chunked] == sorted(u.start for u in chunked)
     assert chunked[-1].end <= 22.5
+
+
+def test_a_meld_csv_transcript_is_normalised_as_training_text_is(tmp_path: Path) -> None:
+    """cp1252 damage repaired and typographic quotes folded, exactly as data/meld.py reads MELD."""
+    from moodlens.data.meld import read_meld_csv
+
+    path = tmp_path / "clip.csv"
+    line = "Sr No.,Utterance,Speaker,Emotion,Sentiment,Dialogue_ID,Utterance_ID,StartTime,EndTime\n"
+    path.write_text(line + '1,"I\x92m  here\x85 “yes”",Joey,joy,positive,1,1,"0:00:01,000","0:00:02,000"\n',
+                    encoding="utf-8")
+    [utterance] = read_transcript(path)
+    assert utterance.text == 'I\'m here... "yes"' == read_meld_csv(path)[0].text

@@ -354,6 +354,7 @@ def prepare_meld(
     """Decode every clip once into frames, log-mels and text features, in parallel."""
     from moodlens.data.cache import prepare_split, read_index
     from moodlens.data.meld import MeldFormatError
+    from moodlens.features import FeatureSpec
 
     if not root.is_dir():
         raise _fail(f"{root}: not a folder")
@@ -364,10 +365,10 @@ def prepare_meld(
         with _progress() as progress:
             task = progress.add_task(f"prepare {split}", total=None)
             try:
-                folder = prepare_split(root, split, cache, text_encoder, workers,
+                folder = prepare_split(root, split, cache, FeatureSpec(text_encoder=text_encoder), workers,
                                        lambda done, total, task=task: progress.update(task, completed=done,
                                                                                        total=total))
-            except MeldFormatError as err:
+            except (MeldFormatError, MoodlensError) as err:
                 raise _fail(str(err)) from None
         index = read_index(folder)
         console.print(f"{split}: {len(index['clips'])} clips cached in {folder} ({len(index['problems'])} "

@@ -135,19 +135,16 @@ def evaluate_bundle(model_dir: str | Path, meld_root: str | Path, split: str = "
     import torch
     from torch.utils.data import DataLoader
 
-    from moodlens.data.cache import prepare_split, read_index
+    from moodlens.data.cache import prepare_split
     from moodlens.models.multimodal import load_bundle
     from moodlens.training.multimodal import CachedClips, ablation
 
     start = time.perf_counter()
-    model, document = load_bundle(model_dir)
+    model, _ = load_bundle(model_dir)
     folder = Path(cache or Path(model_dir).parent / "cache") / split
     if not (folder / "index.json").exists():
-        prepare_split(meld_root, split, folder.parent, document["config"]["text_encoder"])
-    if read_index(folder)["text_encoder"] != model.config.text_encoder:
-        raise ValueError(f"{folder} holds {read_index(folder)['text_encoder']} text features, but the model "
-                         f"was trained on {model.config.text_encoder}")
-    dataset = CachedClips(folder, model.config)
+        prepare_split(meld_root, split, folder.parent, model.config.feature_spec())
+    dataset = CachedClips(folder, model.config)  # refuses a cache made with other features
     loader = DataLoader(dataset, batch_size=16)
     scores = ablation(model, loader, dataset, torch.device("cpu"))
     return {"model": str(model_dir), "split": split, "n": len(dataset), "ablation": scores,

@@ -14,16 +14,14 @@ import torch
 
 from moodlens.analysis import ModalityInfo, ModalityResult, Prediction, UtteranceResult
 from moodlens.experts import MediaContext
-from moodlens.features import log_mel, utterance_audio, utterance_clips
+from moodlens.features import utterance_features
 from moodlens.fusion import assemble
 from moodlens.labels import EMOTIONS, SENTIMENTS
-from moodlens.media import iter_audio, sample_frames
 from moodlens.models.multimodal import MODALITIES, FrozenTextBackbone, MultimodalSentimentModel, load_bundle
 from moodlens.utterances import Utterance
 
 Progress = Callable[[str, float], None]
 SLOTS = {"text": "text", "video": "face", "audio": "voice"}  # model modality -> Analysis modality
-CLIP_FPS = 8.0  # enough for 16 frames over a 2 s utterance
 
 
 @lru_cache(maxsize=2)
@@ -42,6 +40,7 @@ def analyze_feature_level(media: MediaContext, utterances: Sequence[Utterance]
     info, options, notes, damage, report = media.info, media.options, media.notes, media.damage, media.report
     model, document, backbone = load_feature_model(str(options.model), options.device)
     config = model.config
+    spec = config.feature_spec()  # what the model was trained on: the cache was made with the same
     spans = [(u.start, u.end) for u in utterances]
 
     # Each modality is encoded as its inputs complete, and only the 128-d embeddings are kept,
@@ -58,19 +57,15 @@ def analyze_feature_level(media: MediaContext, utterances: Sequence[Utterance]
         present[:, 0] = torch.tensor([bool(u.text) for u in utterances], dtype=torch.bool)
         report("text", 1.0)
         report("face", 0.0)
-        if info.has_video and spans:
-            frames = ((f.time, f.image) for f in sample_frames(info.path, CLIP_FPS, 256, notes, damage=damage))
-            for i, clip in utterance_clips(frames, spans, config.clip_frames, config.clip_size):
-                embeddings["video"][i] = model.encoders["video"](torch.from_numpy(clip[None]).to(options.device))[0]
-                present[i, 1] = True
+        stages = {"video": "face", "audio": "voice"}
+        for kind, i, features in utterance_features(info.path, spans, spec, notes, damage,
+                                                    video=info.has_video, audio=info.has_audio):
+            if kind == "audio":
+                report("face", 1.0)
+            report(stages[kind], i / max(len(spans), 1))
+            embeddings[kind][i] = model.encoders[kind](torch.from_numpy(features[None]).to(options.device))[0]
+            present[i, MODALITIES.index(kind)] = True
         report("face", 1.0)
-        report("voice", 0.0)
-        if info.has_audio and spans:
-            for i, samples in utterance_audio(iter_audio(info.path, 60.0, notes, damage), spans):
-                mel = log_mel(samples, config.mel_frames, config.mel_bands)
-                embeddings["audio"][i] = model.encoders["audio"](torch.from_numpy(mel[None]).to(options.device))[0]
-                present[i, 2] = True
-
         report("voice", 1.0)
         report("fusion", 0.0)
         per_modality, fused = [], []

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -16,6 +18,48 @@ MEL_HOP = 160  # 10 ms at 16 kHz
 MEL_WINDOW = 400  # 25 ms
 MEL_FRAMES = 300  # 3 s, about MELD's mean utterance; longer audio is cut, shorter is padded
 SAMPLE_RATE = 16_000
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Everything that decides what a multimodal model is fed, kept with its weights the way
+    torchvision keeps `transforms` with its weights enum. The feature cache writes it into its
+    index and the bundle into its config.json; a cache made with another spec is refused, so a
+    model is trained, evaluated and used on the same inputs."""
+
+    fps: float = 8.0  # frames sampled per second for the video clip
+    frame_side: int = 256  # frames are decoded with this longer side, then cut to clip_size
+    clip_frames: int = CLIP_FRAMES
+    clip_size: int = CLIP_SIZE
+    mel_bands: int = MEL_BANDS
+    mel_frames: int = MEL_FRAMES
+    mel_dtype: str = "float16"  # how the cache stores log-mels; inference rounds to it too
+    text_encoder: str = "bert-base-uncased"  # the encoder actually used, after any fallback
+    text_max_tokens: int = 128
+
+    @property
+    def audio_seconds(self) -> float:
+        """How much of an utterance's audio its log-mel covers: more is never read."""
+        return self.mel_frames * MEL_HOP / SAMPLE_RATE
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FeatureSpec:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def differences(self, other: FeatureSpec) -> list[str]:
+        """`name: mine vs theirs` for every field that differs."""
+        return [f"{f.name}: {getattr(self, f.name)!r} vs {getattr(other, f.name)!r}" for f in fields(self)
+                if getattr(self, f.name) != getattr(other, f.name)]
+
+
+def mel_features(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """The log-mel a model with this spec sees: cut or padded to its frames, rounded to its
+    stored dtype, as float32. The cache stores the rounded values, so both paths agree exactly."""
+    return log_mel(samples, spec.mel_frames, spec.mel_bands).astype(spec.mel_dtype).astype(np.float32)
 
 
 def text_with_context(history: Sequence[str], k: int = CONTEXT_TURNS) -> tuple[str, str]:
@@ -104,23 +148,30 @@ def utterance_clips(frames: Iterable[tuple[float, np.ndarray]], spans: Sequence[
     """(span index, clip) for each (start, end) span that has frames, yielded as soon as the span
     is over, in one pass over timed RGB frames. See clip_tensor for the clip.
 
-    Frames are shrunk as they arrive and each span holds at most 4x `length` of them (thinned
-    by half when full); a caller that encodes each clip as it comes holds memory bounded by the
-    spans open at once, not by video length.
+    Frames are shrunk as they arrive and each span holds at most 4x `length` of them: when full,
+    every other one is dropped and from then on only every other new frame is taken, so what is
+    held stays evenly spaced over the whole span (a long utterance does not lean to its end). A
+    caller that encodes each clip as it comes holds memory bounded by the spans open at once.
     """
     limit = 4 * length
     held: dict[int, list[np.ndarray]] = {}
+    stride: dict[int, int] = {}
+    seen: dict[int, int] = {}
     for time, image in frames:
         h, w = image.shape[:2]
         scale = size / min(h, w)
         small = None
         for i in _active(spans, time):
+            seen[i] = seen.get(i, -1) + 1
+            if seen[i] % stride.setdefault(i, 1):
+                continue
             if small is None:
                 small = cv2.resize(image, (max(size, round(w * scale)), max(size, round(h * scale))),
                                    interpolation=cv2.INTER_AREA)
             held.setdefault(i, []).append(small)
             if len(held[i]) >= limit:
                 held[i] = held[i][::2]
+                stride[i] *= 2
         for i in [i for i in held if spans[i][1] < time]:
             yield i, clip_tensor(held.pop(i), length, size)
     for i, images in held.items():
@@ -154,3 +205,25 @@ def utterance_audio(chunks: Iterable[tuple[float, np.ndarray]], spans: Sequence[
                     yield i, np.concatenate(pieces.pop(i))
     for i, parts in pieces.items():
         yield i, np.concatenate(parts)
+
+
+def utterance_features(path: str | Path, spans: Sequence[tuple[float, float]], spec: FeatureSpec, notes: list[str],
+                       damage: object = None, video: bool = True, audio: bool = True
+                       ) -> Iterator[tuple[str, int, np.ndarray]]:
+    """("video", span index, uint8 clip) then ("audio", span index, float32 log-mel) for every span
+    that has frames or sound, streamed from the file as `spec` says.
+
+    The one path from media to a multimodal model's inputs: `prepare-meld` runs it over one span
+    covering each clip, `analyze --model` over the utterances, so training and inference see the
+    same features (tests/data/test_cache.py checks it on real clips).
+    """
+    from moodlens.media import iter_audio, sample_frames
+
+    if video:
+        frames = ((f.time, f.image) for f in sample_frames(path, spec.fps, spec.frame_side, notes, damage=damage))
+        for i, clip in utterance_clips(frames, spans, spec.clip_frames, spec.clip_size):
+            yield "video", i, clip
+    if audio:
+        for i, samples in utterance_audio(iter_audio(path, 60.0, notes, damage), spans, spec.audio_seconds):
+            if samples.size:
+                yield "audio", i, mel_features(samples, spec)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from collections.abc import Iterator
@@ -216,8 +217,25 @@ def _read_cues(text: str, path: Path) -> list[Utterance]:
     return utterances
 
 
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "—": "-", "–": "-", "…": "...",
+                         "\u00a0": " "})
+
+
+def normalize_text(text: str) -> str:
+    """Undo cp1252-as-latin-1 C1 characters, then fold typographic quotes to ASCII.
+
+    ASR writes straight quotes, so training text must look the same as what inference sees.
+    """
+    fixed = "".join(
+        ch.encode("latin-1").decode("cp1252", errors="ignore") if "\x80" <= ch <= "\x9f" else ch
+        for ch in text
+    )
+    return " ".join(fixed.translate(_QUOTES).split())
+
+
 def _read_csv(text: str, path: Path) -> list[Utterance]:
-    rows = list(csv.DictReader(text.splitlines()))
+    # not text.splitlines(): it also breaks at U+0085, which MELD's cp1252-damaged CSVs hold mid-line
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
     needed = {"Utterance", "StartTime", "EndTime"}
     if not rows or not needed <= set(rows[0]):
         raise TranscriptError(path, f"CSV transcript needs the columns {sorted(needed)}")
@@ -228,7 +246,9 @@ def _read_csv(text: str, path: Path) -> list[Utterance]:
         except ValueError as err:
             raise TranscriptError(path, f"line {number}: {err}") from err
         utterances.append(
-            Utterance(start, end, row["Utterance"].strip(), row.get("Speaker") or None, "transcript")
+            # the same text MELD training saw: cp1252 repaired, typographic quotes folded
+            Utterance(start, end, normalize_text(row["Utterance"]), normalize_text(row.get("Speaker") or "") or None,
+                      "transcript")
         )
     return utterances
 

@@ -46,3 +46,47 @@ def test_prepare_resumes_without_decoding_again(meld_cache: Path, meld_raw: tupl
 def test_unprepared_cache_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(MoodlensError, match="run `moodlens prepare-meld` first"):
         read_index(tmp_path)
+
+
+def test_cached_features_equal_streamed_ones(meld_cache: Path, meld_clips: list[dict]) -> None:
+    """What training reads from the cache is exactly what `analyze --model` computes from the file."""
+    from moodlens.features import FeatureSpec, utterance_features
+    from moodlens.media import probe
+
+    index = read_index(meld_cache / "train")
+    spec = FeatureSpec.from_dict(index["feature_spec"])
+    real = {Path(row["path"]).name: Path(row["path"]) for row in meld_clips}
+    checked = 0
+    for entry in index["clips"]:
+        path = real.get(f"{entry['clip']}.mp4")
+        if path is None:
+            continue  # the fixture's generated clips
+        duration = probe(path).duration
+        streamed = {kind: features for kind, _, features in utterance_features(path, [(0.0, duration)], spec, [])}
+        with np.load(meld_cache / "train" / f"{entry['clip']}.npz") as cached:
+            assert np.array_equal(cached["video"], streamed["video"])
+            assert cached["mel"].dtype == np.dtype(spec.mel_dtype)
+            assert np.array_equal(cached["mel"].astype(np.float32), streamed["audio"])
+        checked += 1
+    assert checked >= 5
+
+
+def test_a_cache_made_with_other_features_is_refused(meld_cache: Path, meld_raw: tuple[Path, dict],
+                                                     tmp_path: Path) -> None:
+    import shutil
+    from dataclasses import replace
+
+    from moodlens.features import FeatureSpec
+    from moodlens.models.multimodal import MultimodalConfig
+    from moodlens.training.multimodal import CachedClips
+
+    index = read_index(meld_cache / "train")
+    assert FeatureSpec.from_dict(index["feature_spec"]).text_encoder == index["text_encoder"]
+    config = replace(MultimodalConfig(), text_encoder=index["text_encoder"], text_dim=index["text_dim"])
+    assert len(CachedClips(meld_cache / "train", config)) == len(index["clips"])
+    with pytest.raises(MoodlensError, match=r"features differ from the model's \(clip_frames: 16 vs 8\)"):
+        CachedClips(meld_cache / "train", replace(config, clip_frames=8))
+    copy = tmp_path / "cache"
+    shutil.copytree(meld_cache, copy)
+    with pytest.raises(MoodlensError, match=r"prepared with other features \(fps: 8.0 vs 4.0\)"):
+        prepare_split(meld_raw[0], "dev", copy, FeatureSpec(fps=4.0), workers=1)

@@ -44,6 +44,10 @@ def test_one_epoch_writes_checkpoint_bundle_and_logs(first_epoch: tuple[TrainCon
     document = json.loads((out / "best" / "config.json").read_text())
     assert document["trained_on"]["clips"] == 9 and document["trained_on"]["text_encoder"] == "all-MiniLM-L6-v2"
     assert document["trained_on"]["video_init"] == "r3d_18 from random init"  # offline: honest about it
+    from moodlens.data.cache import read_index
+
+    # the bundle carries the spec of the features it was trained on: the cache's, exactly
+    assert document["feature_spec"] == read_index(config.cache_dir / "train")["feature_spec"]
     assert set(summary["ablation"]) == {"text", "audio", "video", "all"}
     assert json.loads((out / "ablation.json").read_text()) == summary["ablation"]
     assert any((out / "tensorboard").glob("events.out.tfevents.*"))
@@ -62,7 +66,8 @@ def test_resume_continues_from_the_same_step(first_epoch: tuple[TrainConfig, dic
 
 def test_loss_goes_down_over_repeated_batches(meld_cache: Path) -> None:
     torch.manual_seed(0)
-    dataset = CachedClips(meld_cache / "train", replace(MultimodalConfig(), text_dim=384))
+    config = replace(MultimodalConfig(), text_dim=384, text_encoder="all-MiniLM-L6-v2")  # as the cache fell back
+    dataset = CachedClips(meld_cache / "train", config)
     batch = {k: torch.stack([dataset[i][k] for i in range(4)]) for k in dataset[0]}
     model = MultimodalSentimentModel(dataset.config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)

@@ -14,15 +14,11 @@ from pathlib import Path
 
 from moodlens.errors import MoodlensError
 from moodlens.labels import EMOTIONS, SENTIMENTS
-from moodlens.utterances import parse_timestamp
+from moodlens.utterances import normalize_text, parse_timestamp
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID", "Utterance_ID")
-_QUOTES = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "—": "-", "–": "-", "…": "...",
-                         "\u00a0": " "})
-
-
 class MeldFormatError(MoodlensError):
     def __init__(self, path: str | Path, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
@@ -43,18 +39,6 @@ class MeldRow:
     @property
     def clip_name(self) -> str:
         return f"dia{self.dialogue_id}_utt{self.utterance_id}"
-
-
-def normalize_text(text: str) -> str:
-    """Undo cp1252-as-latin-1 C1 characters, then fold typographic quotes to ASCII.
-
-    ASR writes straight quotes, so training text must look the same as what inference sees.
-    """
-    fixed = "".join(
-        ch.encode("latin-1").decode("cp1252", errors="ignore") if "\x80" <= ch <= "\x9f" else ch
-        for ch in text
-    )
-    return " ".join(fixed.translate(_QUOTES).split())
 
 
 def read_meld_csv(path: str | Path) -> list[MeldRow]:

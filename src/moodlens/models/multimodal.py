@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from moodlens.errors import ModelNotFoundError
+from moodlens.features import FeatureSpec
 from moodlens.labels import EMOTIONS, SENTIMENTS
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,16 @@ class MultimodalConfig:
     mel_frames: int = 300
     clip_frames: int = 16
     clip_size: int = 112
+    fps: float = 8.0  # frames sampled per second for the video clip
+    frame_side: int = 256
+    mel_dtype: str = "float16"
+
+    def feature_spec(self) -> FeatureSpec:
+        """What this model's inputs are (features.FeatureSpec): the cache and inference both use it."""
+        return FeatureSpec(fps=self.fps, frame_side=self.frame_side, clip_frames=self.clip_frames,
+                           clip_size=self.clip_size, mel_bands=self.mel_bands, mel_frames=self.mel_frames,
+                           mel_dtype=self.mel_dtype, text_encoder=self.text_encoder,
+                           text_max_tokens=self.text_max_tokens)
 
 
 class Output(NamedTuple):
@@ -185,6 +196,7 @@ def save_bundle(model: MultimodalSentimentModel, folder: str | Path, metadata: d
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"))
     document = {"kind": "moodlens-multimodal", "config": asdict(model.config),
+                "feature_spec": model.config.feature_spec().to_dict(),
                 "labels": {"emotion": list(EMOTIONS), "sentiment": list(SENTIMENTS)}, **metadata}
     (folder / "config.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
     return folder
@@ -200,7 +212,8 @@ def load_bundle(folder: str | Path, device: str = "cpu") -> tuple[MultimodalSent
         raise ModelNotFoundError(f"{folder}: not a moodlens multimodal model (no readable config.json)") from err
     if document.get("kind") != "moodlens-multimodal":
         raise ModelNotFoundError(f"{folder}/config.json is not a moodlens multimodal model")
-    model = MultimodalSentimentModel(MultimodalConfig(**document["config"]))
+    known = {f.name for f in fields(MultimodalConfig)}
+    model = MultimodalSentimentModel(MultimodalConfig(**{k: v for k, v in document["config"].items() if k in known}))
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise ModelNotFoundError(f"{folder}: model.safetensors is missing")

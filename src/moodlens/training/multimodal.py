@@ -23,7 +23,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from moodlens.data.cache import prepare_split, read_index
+from moodlens.data.cache import check_cache_spec, prepare_split, read_index
 from moodlens.labels import EMOTIONS, SENTIMENTS
 from moodlens.models.multimodal import (
     MODALITIES,
@@ -69,6 +69,7 @@ class CachedClips(Dataset):
     def __init__(self, folder: str | Path, config: MultimodalConfig) -> None:
         self.folder = Path(folder)
         self.index = read_index(self.folder)
+        check_cache_spec(self.index, config.feature_spec(), self.folder)
         self.clips = self.index["clips"]
         self.text = np.load(self.folder / "text.npy", mmap_mode="r")
         self.config = config
@@ -84,7 +85,7 @@ class CachedClips(Dataset):
         if not has_video:
             video = np.zeros((c.clip_frames, c.clip_size, c.clip_size, 3), np.uint8)
         if not has_audio:
-            mel = np.zeros((c.mel_bands, c.mel_frames), np.float16)
+            mel = np.zeros((c.mel_bands, c.mel_frames), c.mel_dtype)
         has_text = bool(entry["text"].strip())
         return {
             "text": torch.from_numpy(np.array(self.text[i], dtype=np.float32)),
@@ -166,7 +167,7 @@ def train(config: TrainConfig, progress: Callable[[str], None] = print, resume: 
         folders[split] = config.cache_dir / split
         if main and not (folders[split] / "index.json").exists():
             say(f"preparing {split} features under {folders[split]}")
-            prepare_split(config.meld_root, split, config.cache_dir, config.model.text_encoder, config.workers)
+            prepare_split(config.meld_root, split, config.cache_dir, config.model.feature_spec(), config.workers)
     if world > 1:
         dist.barrier()
     index = read_index(folders[config.train_split])
