@@ -313,7 +313,7 @@ def _print_analysis(analysis: Analysis, written: list[str]) -> None:
 
 
 def _evaluate_bundle(model: Path, meld_root: Path | None, split: str, cache: Path | None,
-                     json_output: bool) -> None:
+                     json_output: bool, through_pipeline: bool = False) -> None:
     import json
 
     if meld_root is None:
@@ -323,13 +323,14 @@ def _evaluate_bundle(model: Path, meld_root: Path | None, split: str, cache: Pat
     from moodlens.evaluation import evaluate_bundle
 
     try:
-        result = evaluate_bundle(model, meld_root, split, cache)
+        result = evaluate_bundle(model, meld_root, split, cache, through_pipeline)
     except (MeldFormatError, MoodlensError) as err:
         raise _fail(str(err)) from None
     if json_output:
         print(json.dumps(result, indent=2))
         return
-    _print_ablation(result["ablation"], f"{model} on {split} ({result['n']} clips)")
+    how = "through the analyze pipeline" if through_pipeline else "from the feature cache"
+    _print_ablation(result["ablation"], f"{model} on {split} ({result['n']} clips, {how})")
 
 
 def _print_ablation(ablation: dict[str, dict[str, float]], title: str) -> None:
@@ -534,12 +535,14 @@ def evaluate(
                                                    "with --model.")] = None,
     split: Annotated[str, typer.Option(help="Split to score with --model.")] = "dev",
     cache: Annotated[Path | None, typer.Option(help="Feature cache with --model (prepared if missing).")] = None,
+    through_pipeline: Annotated[bool, typer.Option(
+        help="With --model: run each clip through `analyze --model` with its CSV line, not the cache.")] = False,
 ) -> None:
     """Accuracy, weighted and macro F1, per-class scores and confusion matrices on a MELD CSV."""
     import json
 
     if model is not None:
-        _evaluate_bundle(model, meld_root, split, cache, json_output)
+        _evaluate_bundle(model, meld_root, split, cache, json_output, through_pipeline)
         return
     if meld_csv is None:
         raise _fail("give --meld-csv (text model) or --model with --meld-root (multimodal bundle)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -130,26 +131,84 @@ def write_confusion_png(metrics: TaskMetrics, path: str | Path, title: str) -> P
 
 
 def evaluate_bundle(model_dir: str | Path, meld_root: str | Path, split: str = "dev",
-                    cache: str | Path | None = None) -> dict[str, Any]:
-    """A `moodlens train` bundle on one split's clips: fused scores with each modality alone and all."""
+                    cache: str | Path | None = None, through_pipeline: bool = False) -> dict[str, Any]:
+    """A `moodlens train` bundle on one split's clips. From the feature cache (fast): fused scores
+    with each modality alone and all. With `through_pipeline`: each clip through `analyze --model`
+    itself, with its CSV line as the transcript, so what is scored is what users get."""
     import torch
     from torch.utils.data import DataLoader
 
     from moodlens.data.cache import prepare_split
     from moodlens.models.multimodal import load_bundle
-    from moodlens.training.multimodal import CachedClips, ablation
+    from moodlens.training.multimodal import CachedClips, ablation, predict
 
     start = time.perf_counter()
-    model, _ = load_bundle(model_dir)
-    folder = Path(cache or Path(model_dir).parent / "cache") / split
-    if not (folder / "index.json").exists():
-        prepare_split(meld_root, split, folder.parent, model.config.feature_spec())
-    dataset = CachedClips(folder, model.config)  # refuses a cache made with other features
-    loader = DataLoader(dataset, batch_size=16)
-    scores = ablation(model, loader, dataset, torch.device("cpu"))
-    return {"model": str(model_dir), "split": split, "n": len(dataset), "ablation": scores,
+    if through_pipeline:
+        predictions, labels = _through_pipeline(model_dir, meld_root, split)
+        scores = {"all": _scores(labels, predictions)}
+    else:
+        model, _ = load_bundle(model_dir)
+        folder = Path(cache or Path(model_dir).parent / "cache") / split
+        if not (folder / "index.json").exists():
+            prepare_split(meld_root, split, folder.parent, model.config.feature_spec())
+        dataset = CachedClips(folder, model.config)  # refuses a cache made with other features
+        loader = DataLoader(dataset, batch_size=16)
+        scores = ablation(model, loader, dataset, torch.device("cpu"))
+        emotion, sentiment = predict(model, loader, torch.device("cpu"))
+        predictions = {entry["clip"]: {"emotion": e.round(6).tolist(), "sentiment": s.round(6).tolist()}
+                       for entry, e, s in zip(dataset.clips, emotion, sentiment, strict=True)}
+    return {"model": str(model_dir), "split": split, "mode": "pipeline" if through_pipeline else "cache",
+            "n": len(predictions), "ablation": scores,
             "emotion": {"weighted_f1": scores["all"]["emotion_weighted_f1"],
                         "accuracy": scores["all"]["emotion_accuracy"]},
             "sentiment": {"weighted_f1": scores["all"]["sentiment_weighted_f1"],
                           "accuracy": scores["all"]["sentiment_accuracy"]},
-            "seconds": round(time.perf_counter() - start, 2)}
+            "predictions": predictions, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def _through_pipeline(model_dir: str | Path, meld_root: str | Path, split: str
+                      ) -> tuple[dict[str, dict[str, list[float]]], dict[str, tuple[int, int]]]:
+    """Per clip: the fused probabilities `analyze --model` gives with the clip's CSV line as its
+    one utterance, and the clip's labels. Clips that cannot be read are left out, as the cache does."""
+    import tempfile
+
+    from moodlens.data.meld import split_clips
+    from moodlens.errors import MoodlensError
+    from moodlens.media import probe
+    from moodlens.options import AnalyzeOptions
+    from moodlens.pipeline import analyze
+    from moodlens.writers import caption_timestamp
+
+    predictions: dict[str, dict[str, list[float]]] = {}
+    labels: dict[str, tuple[int, int]] = {}
+    with tempfile.TemporaryDirectory(prefix="moodlens-eval-") as folder:
+        for clip in split_clips(meld_root, split):
+            try:
+                duration = probe(clip.path).duration
+            except MoodlensError:
+                continue
+            transcript = Path(folder) / f"{clip.row.clip_name}.srt"
+            end = caption_timestamp(math.ceil(duration * 1000) / 1000, ",")  # the whole clip, as the cache spans it
+            transcript.write_text(f"1\n00:00:00,000 --> {end}\n{clip.row.text}\n", encoding="utf-8")
+            try:
+                result = analyze(clip.path, AnalyzeOptions(model=str(model_dir), transcript=str(transcript)))
+            except MoodlensError:
+                continue
+            fused = result.utterances[0] if result.utterances else None
+            if fused is None or fused.emotion is None or fused.sentiment is None:
+                continue
+            predictions[clip.row.clip_name] = {
+                "emotion": [round(fused.emotion.probabilities[e], 6) for e in EMOTIONS],
+                "sentiment": [round(fused.sentiment.probabilities[s], 6) for s in SENTIMENTS]}
+            labels[clip.row.clip_name] = (clip.row.emotion, clip.row.sentiment)
+    return predictions, labels
+
+
+def _scores(labels: dict[str, tuple[int, int]], predictions: dict[str, dict[str, list[float]]]) -> dict[str, float]:
+    names = sorted(predictions)
+    e = task_metrics(np.array([labels[n][0] for n in names]),
+                     np.array([int(np.argmax(predictions[n]["emotion"])) for n in names]), EMOTIONS)
+    s = task_metrics(np.array([labels[n][1] for n in names]),
+                     np.array([int(np.argmax(predictions[n]["sentiment"])) for n in names]), SENTIMENTS)
+    return {"emotion_weighted_f1": e.weighted_f1, "emotion_accuracy": e.accuracy,
+            "sentiment_weighted_f1": s.weighted_f1, "sentiment_accuracy": s.accuracy}

@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -149,3 +150,22 @@ def test_torchrun_ddp_runs_the_same_command(meld_raw: tuple[Path, dict], meld_ca
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("epoch 1 step 2:") == 1  # 9 clips over 2 ranks, batches of 2: 2 steps, one report
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
+
+
+def test_the_cache_and_the_pipeline_agree(first_epoch: tuple[TrainConfig, dict], meld_raw: tuple[Path, dict],
+                                          meld_cache: Path) -> None:
+    """evaluate --model from the cache and --through-pipeline (analyze itself, CSV line as transcript)
+    score the same clips the same way: the features are the same, so the predictions are."""
+    config, _ = first_epoch
+    common = ["evaluate", "--model", str(Path(config.out) / "best"), "--meld-root", str(meld_raw[0]), "--json"]
+    cached = json.loads(CliRunner().invoke(app, [*common, "--cache", str(meld_cache)]).output)
+    result = CliRunner().invoke(app, [*common, "--through-pipeline"])
+    assert result.exit_code == 0, result.output
+    piped = json.loads(result.output)
+    assert cached["mode"] == "cache" and piped["mode"] == "pipeline"
+    shared = sorted(set(cached["predictions"]) & set(piped["predictions"]))
+    assert len(shared) >= 4  # every real dev clip the fixture holds
+    for clip in shared:
+        for task in ("emotion", "sentiment"):
+            a, b = np.array(cached["predictions"][clip][task]), np.array(piped["predictions"][clip][task])
+            assert a.argmax() == b.argmax() and np.abs(a - b).max() < 1e-3, (clip, task, a, b)

@@ -118,23 +118,24 @@ def drop_modalities(mask: torch.Tensor, p: float, generator: torch.Generator) ->
 @torch.no_grad()
 def predict(model: nn.Module, loader: DataLoader, device: torch.device,
             only: tuple[str, ...] = MODALITIES) -> tuple[np.ndarray, np.ndarray]:
-    """Fused class predictions with every modality outside `only` masked (the ablations)."""
+    """Fused probabilities, (N, 7) and (N, 3), with every modality outside `only` masked (the ablations)."""
     model.eval()
     keep = torch.tensor([m in only for m in MODALITIES], device=device)
     emotion, sentiment = [], []
-    for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        out = model(batch["text"], batch["video"], batch["audio"], batch["mask"] & keep)
-        emotion.append(out.emotion.argmax(1).cpu())
-        sentiment.append(out.sentiment.argmax(1).cpu())
+    with torch.inference_mode():
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            out = model(batch["text"], batch["video"], batch["audio"], batch["mask"] & keep)
+            emotion.append(out.emotion.float().softmax(1).cpu())
+            sentiment.append(out.sentiment.float().softmax(1).cpu())
     return torch.cat(emotion).numpy(), torch.cat(sentiment).numpy()
 
 
 def dev_scores(model: nn.Module, loader: DataLoader, dataset: CachedClips, device: torch.device,
                only: tuple[str, ...] = MODALITIES) -> dict[str, float]:
     emotion, sentiment = predict(model, loader, device, only)
-    e = task_metrics(dataset.labels("emotion"), emotion, EMOTIONS)
-    s = task_metrics(dataset.labels("sentiment"), sentiment, SENTIMENTS)
+    e = task_metrics(dataset.labels("emotion"), emotion.argmax(1), EMOTIONS)
+    s = task_metrics(dataset.labels("sentiment"), sentiment.argmax(1), SENTIMENTS)
     return {"emotion_weighted_f1": e.weighted_f1, "emotion_accuracy": e.accuracy,
             "sentiment_weighted_f1": s.weighted_f1, "sentiment_accuracy": s.accuracy}
 

@@ -50,7 +50,7 @@ def caption_label(u: UtteranceResult) -> str:
             f"{u.sentiment.score:.2f} · {'+'.join(u.modalities_used)}]")
 
 
-def _timestamp(seconds: float, separator: str) -> str:
+def caption_timestamp(seconds: float, separator: str) -> str:
     millis = round(seconds * 1000)
     hours, millis = divmod(millis, 3_600_000)
     minutes, millis = divmod(millis, 60_000)
@@ -66,7 +66,7 @@ def render_captions(analysis: Analysis, out_dir: Path | None = None, vtt: bool =
         speaker = f"{u.speaker}: " if u.speaker else ""
         text = u.text or "(no speech)"
         blocks.append(
-            f"{number}\n{_timestamp(u.start, separator)} --> {_timestamp(u.end, separator)}\n"
+            f"{number}\n{caption_timestamp(u.start, separator)} --> {caption_timestamp(u.end, separator)}\n"
             f"{speaker}{text}\n{caption_label(u)}\n"
         )
     return "\n".join(blocks)
