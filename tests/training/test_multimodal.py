@@ -52,6 +52,12 @@ def test_one_epoch_writes_checkpoint_bundle_and_logs(first_epoch: tuple[TrainCon
     assert set(summary["ablation"]) == {"text", "audio", "video", "all"}
     assert json.loads((out / "ablation.json").read_text()) == summary["ablation"]
     assert any((out / "tensorboard").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "tensorboard")).Reload()
+    steps, epochs = events.Scalars("train/loss_step"), events.Scalars("train/loss_epoch")
+    assert [e.step for e in steps] == [1, 2] and [e.step for e in epochs] == [1]  # two tags, two clocks
+    assert epochs[0].value == pytest.approx(record["loss"], rel=1e-5)
 
 
 def test_resume_continues_from_the_same_step(first_epoch: tuple[TrainConfig, dict]) -> None:
@@ -169,3 +175,23 @@ def test_the_cache_and_the_pipeline_agree(first_epoch: tuple[TrainConfig, dict],
         for task in ("emotion", "sentiment"):
             a, b = np.array(cached["predictions"][clip][task]), np.array(piped["predictions"][clip][task])
             assert a.argmax() == b.argmax() and np.abs(a - b).max() < 1e-3, (clip, task, a, b)
+
+
+def test_an_interrupted_run_resumes_exactly(tmp_path: Path, meld_raw: tuple[Path, dict], meld_cache: Path) -> None:
+    """Two epochs straight, against one epoch, a stop, and a resume: the same losses, dev scores
+    and weights, step for step, because the shuffle order and every RNG are restored."""
+    from safetensors.torch import load_file
+
+    straight = train(_config(meld_raw[0], tmp_path / "straight", meld_cache, epochs=2), progress=lambda line: None)
+    stopped = _config(meld_raw[0], tmp_path / "stopped", meld_cache, epochs=1)
+    train(stopped, progress=lambda line: None)
+    resumed = train(replace(stopped, epochs=2), progress=lambda line: None, resume=True)
+    keys = ("epoch", "step", "loss", "lr", "emotion_weighted_f1", "sentiment_weighted_f1")
+    assert [[h[k] for k in keys] for h in resumed["history"]] == [[h[k] for k in keys] for h in straight["history"]]
+    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "stopped" / "last.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    if (tmp_path / "straight" / "best").exists() and (tmp_path / "stopped" / "best").exists():
+        best_a = load_file(str(tmp_path / "straight" / "best" / "model.safetensors"))
+        best_b = load_file(str(tmp_path / "stopped" / "best" / "model.safetensors"))
+        assert all(torch.equal(best_a[k], best_b[k]) for k in best_a)

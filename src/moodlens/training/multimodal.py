@@ -9,6 +9,7 @@ The same command runs on one CPU, one GPU, or under `torchrun --nproc-per-node N
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -98,6 +99,26 @@ class CachedClips(Dataset):
 
     def labels(self, task: str) -> np.ndarray:
         return np.array([entry[task] for entry in self.clips])
+
+
+def rng_states(loader: torch.Generator, device: torch.device) -> dict[str, object]:
+    """Every random state the next epoch depends on, in types torch.load(weights_only=True) reads:
+    the shuffle order's generator, torch's CPU and CUDA generators, numpy's and Python's."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    return {"loader": loader.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
+            "python": random.getstate()}
+
+
+def set_rng_states(saved: dict[str, object], loader: torch.Generator, device: torch.device) -> None:
+    loader.set_state(saved["loader"])
+    torch.set_rng_state(saved["torch"])
+    if device.type == "cuda" and saved["cuda"]:
+        torch.cuda.set_rng_state_all(saved["cuda"])
+    kind, keys, position, has_gauss, gauss = saved["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    random.setstate(saved["python"])
 
 
 def seed_everything(seed: int) -> None:
@@ -213,7 +234,7 @@ def train(config: TrainConfig, progress: Callable[[str], None] = print, resume: 
         plateau.load_state_dict(saved["plateau"])
         scaler.load_state_dict(saved["scaler"])
         dropout_rng.set_state(saved["dropout_rng"])
-        torch.set_rng_state(saved["torch_rng"])
+        set_rng_states(saved["rng"], train_loader.generator, device)
         state = saved["state"]
         say(f"resumed after epoch {state['epoch']} at step {state['step']}")
     writer = SummaryWriter(str(out / "tensorboard")) if main else None
@@ -240,11 +261,14 @@ def train(config: TrainConfig, progress: Callable[[str], None] = print, resume: 
         for i, batch in enumerate(train_loader, start=1):
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
             mask = drop_modalities(batch["mask"].cpu(), config.modality_dropout, dropout_rng).to(device)
-            loss = loss_of(batch, mask)
-            scaler.scale(loss / config.grad_accum).backward()
+            boundary = i % config.grad_accum == 0 or i == batches
+            # under DDP, gradients are all-reduced only on the micro-step that steps the optimiser
+            with model.no_sync() if world > 1 and not boundary else contextlib.nullcontext():
+                loss = loss_of(batch, mask)
+                scaler.scale(loss / config.grad_accum).backward()
             total += loss.item() * len(batch["emotion"])
             seen += len(batch["emotion"])
-            if i % config.grad_accum == 0 or i == batches:
+            if boundary:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
                 scaler.step(optimizer)
@@ -252,9 +276,13 @@ def train(config: TrainConfig, progress: Callable[[str], None] = print, resume: 
                 optimizer.zero_grad(set_to_none=True)
                 state["step"] += 1
                 if writer:
-                    writer.add_scalar("train/loss", loss.item(), state["step"])
+                    writer.add_scalar("train/loss_step", loss.item(), state["step"])
         seconds = time.perf_counter() - began
-        scores = dev_scores(core, dev_loader, dev_set, device)
+        scores = dev_scores(core, dev_loader, dev_set, device) if main else {}
+        if world > 1:  # rank 0 scored the whole dev set once; every rank takes its scores (same LR schedule)
+            box = [scores]
+            dist.broadcast_object_list(box, src=0)
+            scores = box[0]
         score = (scores["emotion_weighted_f1"] + scores["sentiment_weighted_f1"]) / 2
         plateau.step(score)
         lr = optimizer.param_groups[0]["lr"]
@@ -262,8 +290,8 @@ def train(config: TrainConfig, progress: Callable[[str], None] = print, resume: 
                   "seconds": round(seconds, 2), "clips": seen * world, **scores}
         state["history"].append(record)
         if writer:
-            for key in ("loss", "lr"):
-                writer.add_scalar(f"train/{key}", record[key], epoch)
+            writer.add_scalar("train/loss_epoch", record["loss"], epoch)
+            writer.add_scalar("train/lr", record["lr"], epoch)
             for key, value in scores.items():
                 writer.add_scalar(f"dev/{key}", value, epoch)
             writer.flush()
@@ -281,7 +309,7 @@ def train(config: TrainConfig, progress: Callable[[str], None] = print, resume: 
             partial = checkpoint.with_suffix(".tmp")
             torch.save({"model": core.state_dict(), "optimizer": optimizer.state_dict(),
                         "plateau": plateau.state_dict(), "scaler": scaler.state_dict(),
-                        "dropout_rng": dropout_rng.get_state(), "torch_rng": torch.get_rng_state(),
+                        "dropout_rng": dropout_rng.get_state(), "rng": rng_states(train_loader.generator, device),
                         "state": state, "config": asdict(config)}, partial)
             os.replace(partial, checkpoint)  # a kill mid-write never leaves a broken checkpoint
     if writer:
