@@ -140,6 +140,7 @@ def test_one_epoch_with_mixed_precision_on_cuda(meld_raw: tuple[Path, dict], mel
 
 def test_torchrun_ddp_runs_the_same_command(meld_raw: tuple[Path, dict], meld_cache: Path, tmp_path: Path) -> None:
     """Two processes on the CPU (gloo): the command a multi-GPU user runs, with no other script."""
+    import os
     import subprocess
     import sys
 
@@ -152,7 +153,7 @@ def test_torchrun_ddp_runs_the_same_command(meld_raw: tuple[Path, dict], meld_ca
                "-m", "moodlens.cli", "train", "--config", str(tmp_path / "recipe.yaml"), "--meld-root",
                str(meld_raw[0]), "--cache", str(meld_cache), "--out", str(tmp_path / "run"), "--epochs", "1"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("epoch 1 step 2:") == 1  # 9 clips over 2 ranks, batches of 2: 2 steps, one report
     assert (tmp_path / "run" / "best" / "model.safetensors").is_file()
@@ -195,3 +196,26 @@ def test_an_interrupted_run_resumes_exactly(tmp_path: Path, meld_raw: tuple[Path
         best_a = load_file(str(tmp_path / "straight" / "best" / "model.safetensors"))
         best_b = load_file(str(tmp_path / "stopped" / "best" / "model.safetensors"))
         assert all(torch.equal(best_a[k], best_b[k]) for k in best_a)
+
+
+def test_two_processes_under_torchrun(tmp_path: Path, meld_raw: tuple[Path, dict], meld_cache: Path) -> None:
+    """DDP on CPU (gloo) with gradient accumulation: the no_sync micro-steps and the rank-0 dev
+    scoring run, both ranks finish, and rank 0 alone writes the run."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    recipe = yaml.safe_load((CONFIGS / "meld-multimodal.yaml").read_text(encoding="utf-8"))
+    recipe["training"].update(epochs=1, batch_size=2, grad_accum=2, workers=0, amp=False)
+    path = tmp_path / "ddp.yaml"
+    path.write_text(yaml.safe_dump(recipe), encoding="utf-8")
+    torchrun = Path(sys.executable).parent / "torchrun"
+    result = subprocess.run(
+        [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "moodlens.cli", "train", "--config", str(path),
+         "--meld-root", str(meld_raw[0]), "--cache", str(meld_cache), "--out", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.stdout.count("epoch 1 step") == 1  # said once, by rank 0
+    assert (tmp_path / "run" / "best" / "model.safetensors").is_file() and (tmp_path / "run" / "last.pt").is_file()

@@ -26,13 +26,21 @@ from moodlens.models.weights import resolve_text_encoder, shipped
 
 
 @dataclass(frozen=True)
-class TextHeadConfig:
+class TextInputConfig:
+    """What a text model reads: which encoder, how many previous turns as context, how many tokens."""
+
     encoder: str = "all-MiniLM-L6-v2"
+    context_turns: int = 2
+    max_tokens: int = 128
+
+
+@dataclass(frozen=True)
+class TextHeadConfig(TextInputConfig):
+    """Heads over a frozen sentence encoder."""
+
     embedding_dim: int = 384
     hidden: int = 256
     dropout: float = 0.3
-    context_turns: int = 2
-    max_tokens: int = 128
 
 
 class TextHeadWeights(Enum):
@@ -163,10 +171,10 @@ def _encoder(name: str, device: str, max_tokens: int) -> SentenceEncoder:
 
 
 @dataclass(frozen=True)
-class LoraTextConfig:
-    encoder: str = "all-MiniLM-L6-v2"
+class LoraTextConfig(TextInputConfig):
+    """The encoder itself fine-tuned with LoRA adapters."""
+
     context_turns: int = 3
-    max_tokens: int = 128
     lora_rank: int = 32
     lora_alpha: int = 64
     lora_dropout: float = 0.1

@@ -22,24 +22,16 @@ from moodlens.data.meld import MeldRow, dialogue_texts, read_meld_csv
 from moodlens.features import text_with_context
 from moodlens.labels import EMOTIONS, SENTIMENTS
 from moodlens.models.text import LoraTextConfig, build_lora_classifier, classify_pairs, encode_pairs
+from moodlens.training.common import RunConfig, class_weights, sentiment_given_emotion
 from moodlens.training.metrics import task_metrics
-from moodlens.training.text import class_weights, sentiment_given_emotion
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
-    train_csv: str
-    dev_csv: str
-    out: str
-    model: LoraTextConfig = field(default_factory=LoraTextConfig)
-    epochs: int = 3
-    batch_size: int = 32
+class FinetuneConfig(RunConfig):
     lr: float = 5e-4
+    model: LoraTextConfig = field(default_factory=LoraTextConfig)
     head_lr: float = 1e-3
     warmup: float = 0.06
-    weight_decay: float = 0.01
-    seed: int = 0
-    limit: int | None = None
     # float16 halves the file (MPNet's rank-32 adapters are 21 MB in float32, over the 20 MB a
     # file in git may take); the loader upcasts, and evaluate scores the file as shipped
     save_dtype: str = "float32"

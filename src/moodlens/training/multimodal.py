@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -32,8 +31,8 @@ from moodlens.models.multimodal import (
     MultimodalSentimentModel,
     save_bundle,
 )
+from moodlens.training.common import class_weights, rng_states, seed_everything, set_rng_states
 from moodlens.training.metrics import task_metrics
-from moodlens.training.text import class_weights
 
 
 @dataclass(frozen=True)
@@ -99,32 +98,6 @@ class CachedClips(Dataset):
 
     def labels(self, task: str) -> np.ndarray:
         return np.array([entry[task] for entry in self.clips])
-
-
-def rng_states(loader: torch.Generator, device: torch.device) -> dict[str, object]:
-    """Every random state the next epoch depends on, in types torch.load(weights_only=True) reads:
-    the shuffle order's generator, torch's CPU and CUDA generators, numpy's and Python's."""
-    kind, keys, position, has_gauss, gauss = np.random.get_state()
-    return {"loader": loader.get_state(), "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
-            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
-            "python": random.getstate()}
-
-
-def set_rng_states(saved: dict[str, object], loader: torch.Generator, device: torch.device) -> None:
-    loader.set_state(saved["loader"])
-    torch.set_rng_state(saved["torch"])
-    if device.type == "cuda" and saved["cuda"]:
-        torch.cuda.set_rng_state_all(saved["cuda"])
-    kind, keys, position, has_gauss, gauss = saved["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
-    random.setstate(saved["python"])
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def drop_modalities(mask: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:

@@ -21,36 +21,15 @@ from moodlens.data.meld import MeldRow, dialogue_texts, read_meld_csv
 from moodlens.features import text_with_context
 from moodlens.labels import EMOTIONS, SENTIMENTS
 from moodlens.models.text import SentenceEncoder, TextEmotionHead, TextHeadConfig
+from moodlens.training.common import RunConfig, class_weights, sentiment_given_emotion
 
 
 @dataclass(frozen=True)
-class TextTrainConfig:
-    train_csv: str
-    dev_csv: str
-    out: str
-    head: TextHeadConfig = field(default_factory=TextHeadConfig)
+class TextTrainConfig(RunConfig):
     epochs: int = 12
     batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    seed: int = 0
-    limit: int | None = None  # rows per split, for quick runs and tests
+    head: TextHeadConfig = field(default_factory=TextHeadConfig)
     cache_dir: str | None = ".cache/moodlens"
-
-
-def class_weights(labels: np.ndarray, classes: int) -> torch.Tensor:
-    """sqrt inverse class frequency: lifts rare classes without letting them dominate."""
-    counts = np.bincount(labels, minlength=classes).astype(np.float64)
-    weights = 1.0 / np.sqrt(np.maximum(counts, 1.0))
-    return torch.tensor(weights / weights.mean(), dtype=torch.float32)
-
-
-def sentiment_given_emotion(rows: list[MeldRow]) -> list[list[float]]:
-    """P(sentiment | emotion) on the training rows, used to give the face expert a sentiment."""
-    table = np.ones((len(EMOTIONS), len(SENTIMENTS)))  # add-one smoothing
-    for row in rows:
-        table[row.emotion, row.sentiment] += 1
-    return (table / table.sum(1, keepdims=True)).round(4).tolist()
 
 
 def embed_rows(
