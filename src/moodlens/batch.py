@@ -12,7 +12,7 @@ import json
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 from typing import Literal
 
@@ -143,7 +143,3 @@ def summary_line(records: Sequence[BatchRecord], seconds: float) -> str:
     rate = f"; {60 * analysed / seconds:.1f} videos/min" if analysed and seconds > 0 else ""
     return (f"{len(records)} input(s): {analysed} analysed, {counts['skipped']} skipped (results already there), "
             f"{counts['failed']} failed, in {seconds:.1f} s{rate}")
-
-
-def record_json(record: BatchRecord) -> str:
-    return json.dumps(asdict(record))
