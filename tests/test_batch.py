@@ -79,3 +79,36 @@ def test_batch_refuses_what_it_cannot_start(tmp_path: Path) -> None:
     assert result.returncode == 1 and "no files match" in result.stderr and "Traceback" not in result.stderr
     result = batch(str(tmp_path), "--out", str(tmp_path / "out"), "--format", "pdf")
     assert result.returncode == 2 and "unknown format" in result.stderr
+
+
+def test_a_worker_that_dies_fails_only_the_input_it_held(tmp_path: Path, media_dir: Path) -> None:
+    """The OOM killer's case: the worker process is killed mid-analysis. That input fails with the
+    reason, the actor is restarted, and the next input is analysed."""
+    pytest.importorskip("ray", reason="Ray is not installed: `make test` installs the scale extra")
+    import signal
+    import threading
+    import time
+
+    from moodlens.batch import run_batch
+    from tests.conftest import DEMO
+
+    def kill_the_busy_worker() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            busy = subprocess.run(["pgrep", "-f", "ray::BatchWorker.analyse"], capture_output=True, text=True)
+            pids = [int(p) for p in busy.stdout.split()]
+            if pids:
+                time.sleep(0.3)
+                for pid in pids:
+                    os.kill(pid, signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_the_busy_worker, daemon=True)
+    killer.start()
+    items = [BatchItem(str(DEMO), "demo"), BatchItem(str(media_dir / "tone.wav"), "tone")]
+    records = list(run_batch(items, Destination(str(tmp_path)), ["json"], AnalyzeOptions(), concurrency=1))
+    killer.join(5)
+    by_name = {r.name: r for r in records}
+    assert by_name["demo"].status == "failed" and "batch worker died" in by_name["demo"].error
+    assert by_name["tone"].status == "analysed" and (tmp_path / "tone.analysis.json").is_file(), by_name["tone"]

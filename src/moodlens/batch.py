@@ -104,6 +104,9 @@ class BatchWorker:
     def analyse(self, item: BatchItem) -> BatchRecord:
         return analyse_item(item, self.dest, self.formats, self.options)
 
+    def ping(self) -> bool:
+        return True
+
 
 def run_batch(items: Sequence[BatchItem], dest: Destination, formats: Sequence[str], options: AnalyzeOptions,
               concurrency: int, address: str | None = None) -> Iterator[BatchRecord]:
@@ -111,7 +114,6 @@ def run_batch(items: Sequence[BatchItem], dest: Destination, formats: Sequence[s
     if not items:
         return
     import ray
-    from ray.util import ActorPool
 
     cores = os.cpu_count() or 1
     threads = max(1, cores // concurrency)
@@ -120,21 +122,50 @@ def run_batch(items: Sequence[BatchItem], dest: Destination, formats: Sequence[s
              runtime_env={"env_vars": {"MOODLENS_THREADS": str(threads), "HF_HUB_OFFLINE":
                                        os.environ.get("HF_HUB_OFFLINE", "0"), "TRANSFORMERS_VERBOSITY": "error"}})
     try:
-        worker = ray.remote(num_cpus=1, max_restarts=1)(BatchWorker)
-        actors = [worker.remote(options, dest.uri, list(formats)) for _ in range(min(concurrency, len(items)))]
-        pool = ActorPool(actors)
-        pending = {item.uri: item for item in items}
-        try:
-            for record in pool.map_unordered(lambda actor, item: actor.analyse.remote(item), list(items)):
-                pending.pop(record.uri, None)
-                yield record
-        except ray.exceptions.RayError as err:
-            # a worker process died (out of memory, a crash in native code): what it held fails, the rest is said
-            reason = str(err).strip().splitlines()[0][:200]
-            for item in pending.values():
-                yield BatchRecord(item.uri, item.name, "failed", error=f"{item.uri}: batch worker died ({reason})")
+        # an actor whose process dies (out of memory, a crash in native code) is restarted, and
+        # only the input it was analysing fails: tasks are not retried, so such a file can't loop
+        worker = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(BatchWorker)
+        idle = [worker.remote(options, dest.uri, list(formats)) for _ in range(min(concurrency, len(items)))]
+        queue = list(items)
+        running: dict[object, tuple[BatchItem, object]] = {}
+        while queue or running:
+            while idle and queue:
+                actor, item = idle.pop(), queue.pop(0)
+                running[actor.analyse.remote(item)] = (item, actor)
+            if not running:  # every worker is gone for good
+                for item in queue:
+                    yield BatchRecord(item.uri, item.name, "failed", error=f"{item.uri}: no batch worker is left")
+                return
+            (finished,), _ = ray.wait(list(running), num_returns=1)
+            item, actor = running.pop(finished)
+            try:
+                record = ray.get(finished)
+                idle.append(actor)
+            except ray.exceptions.RayError as err:
+                # the worker died under this input: it fails (never retried, so a file that kills
+                # workers can't loop), and its actor gets new work only once it is back and warm
+                reason = str(err).strip().splitlines()[0][:200]
+                record = BatchRecord(item.uri, item.name, "failed", error=f"{item.uri}: batch worker died ({reason})")
+                if _revived(actor):
+                    idle.append(actor)
+            yield record
     finally:
         ray.shutdown()
+
+
+def _revived(actor: object, seconds: float = 300.0) -> bool:
+    """Wait for a restarted actor to be up (its models loaded again); False if it never is."""
+    import ray
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            return bool(ray.get(actor.ping.remote(), timeout=max(1.0, deadline - time.monotonic())))
+        except ray.exceptions.ActorUnavailableError:
+            time.sleep(0.5)
+        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+            return False
+    return False
 
 
 def summary_line(records: Sequence[BatchRecord], seconds: float) -> str:
