@@ -5,8 +5,9 @@
 With no paths: the demo and the 11 MELD test clips in ../shared. Each stage is timed from the
 pipeline's own progress reports (the time from a stage's first report to the next stage's),
 plus writing the JSON, CSV and SRT files. Every file is analysed once to warm up, then R times;
-the median per stage is kept. --mmap-threshold sets glibc's threshold as the CLI does (1 MB, its
-default here), or 0 to leave glibc's own dynamic threshold, to show what flat memory costs.
+the median per stage is kept. --mmap-threshold sets glibc's threshold (default: what the CLI
+sets, moodlens.process.DEFAULT_THRESHOLD), or 0 to leave glibc's own dynamic threshold, to show
+what flat memory costs.
 """
 
 from __future__ import annotations
@@ -50,16 +51,17 @@ def profile_once(path: Path, out: Path) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", type=Path)
-    parser.add_argument("--mmap-threshold", type=int, default=1 << 20)
+    parser.add_argument("--mmap-threshold", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     from moodlens.pipeline import warm_up
-    from moodlens.process import limit_heap_growth
+    from moodlens.process import DEFAULT_THRESHOLD, limit_heap_growth
 
-    if args.mmap_threshold > 0:
-        limit_heap_growth(args.mmap_threshold)
+    threshold = DEFAULT_THRESHOLD if args.mmap_threshold is None else args.mmap_threshold
+    if threshold > 0:
+        limit_heap_growth(threshold)
     started = time.perf_counter()
     warm_up()
     loading = time.perf_counter() - started
@@ -76,8 +78,8 @@ def main() -> None:
             for stage in runs[0]:
                 totals[stage] += statistics.median(r.get(stage, 0.0) for r in runs)
     total = sum(totals.values())
-    threshold = f"{args.mmap_threshold} bytes" if args.mmap_threshold > 0 else "glibc's default (dynamic)"
-    print(f"{len(paths)} files, {media:.1f} s of media, mmap threshold {threshold}, "
+    described = f"{threshold} bytes" if threshold > 0 else "glibc's default (dynamic)"
+    print(f"{len(paths)} files, {media:.1f} s of media, mmap threshold {described}, "
           f"{os.cpu_count()} cores; models loaded in {loading:.2f} s (warm_up, once per process)")
     print(f"{'stage':<26} {'seconds':>8} {'share':>6} {'RTF':>6}")
     for stage, seconds in sorted(totals.items(), key=lambda item: -item[1]):

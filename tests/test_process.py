@@ -8,3 +8,14 @@ from moodlens.process import limit_heap_growth
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
 def test_limit_heap_growth_is_accepted_by_glibc() -> None:
     assert limit_heap_growth() is True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
+def test_the_threshold_can_be_set_or_left_to_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moodlens.process import DEFAULT_THRESHOLD
+
+    monkeypatch.setenv("MOODLENS_MMAP_THRESHOLD", "0")
+    assert limit_heap_growth() is False  # 0: glibc keeps its own dynamic threshold
+    monkeypatch.setenv("MOODLENS_MMAP_THRESHOLD", str(4 << 20))
+    assert limit_heap_growth() is True
+    assert limit_heap_growth(DEFAULT_THRESHOLD) is True  # as it was

@@ -74,7 +74,7 @@ def main() -> None:
 
 def _flat_memory() -> None:
     # For commands whose memory must not grow with input length (analyze). Training and evaluate
-    # skip it: their batches are fixed-size, and the 1 MB mmap threshold costs them 30-40% more time.
+    # skip it: their batches are fixed-size, and a fixed mmap threshold costs them 30-40% more time.
     from moodlens.process import limit_heap_growth
 
     limit_heap_growth()
