@@ -31,18 +31,13 @@ def main() -> None:
 
     import torch
 
-    from moodlens.models.face import load_face_expert
-    from moodlens.models.text import load_text_expert
-    from moodlens.pipeline import analyze
+    from moodlens.pipeline import analyze, warm_up
     from moodlens.process import limit_heap_growth
-    from moodlens.utterances import _whisper
 
     limit_heap_growth()  # as the CLI does
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    load_text_expert()
-    load_face_expert()
-    _whisper("tiny.en", "cpu", "int8")
+    warm_up()  # every model analyze uses: text, face detector and classifier, ASR, voice head
     load_seconds = time.perf_counter() - start
 
     groups: dict[str, list[Path]] = {}
