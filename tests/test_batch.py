@@ -81,6 +81,13 @@ def test_batch_refuses_what_it_cannot_start(tmp_path: Path) -> None:
     assert result.returncode == 2 and "unknown format" in result.stderr
 
 
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:  # the process ended while we looked
+        return b""
+
+
 def test_a_worker_that_dies_fails_only_the_input_it_held(tmp_path: Path, media_dir: Path) -> None:
     """The OOM killer's case: the worker process is killed mid-analysis. That input fails with the
     reason, the actor is restarted, and the next input is analysed."""
@@ -95,8 +102,8 @@ def test_a_worker_that_dies_fails_only_the_input_it_held(tmp_path: Path, media_d
     def kill_the_busy_worker() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            busy = subprocess.run(["pgrep", "-f", "ray::BatchWorker.analyse"], capture_output=True, text=True)
-            pids = [int(p) for p in busy.stdout.split()]
+            pids = [int(p.parent.name) for p in Path("/proc").glob("[0-9]*/cmdline")
+                    if b"ray::BatchWorker.analyse" in _read(p)]
             if pids:
                 time.sleep(0.3)
                 for pid in pids:

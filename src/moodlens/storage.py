@@ -51,7 +51,7 @@ def s3_client() -> Any:
 
 def _s3_failure(uri: str, err: Exception) -> StorageError:
     """One line for an S3 error, whatever botocore raised."""
-    code = getattr(err, "response", {}).get("Error", {}).get("Code") if hasattr(err, "response") else None
+    code = getattr(err, "response", {}).get("Error", {}).get("Code")
     if code in ("404", "NoSuchKey", "NotFound"):
         return StorageError(f"{uri}: no such S3 object")
     if code == "NoSuchBucket":
