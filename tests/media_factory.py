@@ -108,3 +108,38 @@ def write_mp3_with_cover(path: Path, seconds: float = 2.0) -> Path:
         container.mux(cover.encode())
         mux_audio(container, sound, samples, RATE)
     return path
+
+
+def join_clips(paths: list[Path], target: Path, size: tuple[int, int] = (640, 360), fps: int = 12,
+               video: bool = True) -> list[tuple[float, float]]:
+    """Re-encode clips one after another into one mp4 (H.264 + AAC, 16 kHz mono; AAC alone with
+    video=False), as an editor would cut them together; returns each clip's (start, end)."""
+    from moodlens.media import iter_audio, sample_frames
+
+    spans = []
+    audio_parts = []
+    index = 0
+    with av.open(str(target), "w") as container:
+        stream = container.add_stream("libx264", rate=fps) if video else None
+        if stream is not None:
+            stream.width, stream.height = size
+            stream.pix_fmt = "yuv420p"
+        sound = container.add_stream("aac", rate=RATE)
+        sound.layout = "mono"
+        for path in paths:
+            samples = np.concatenate([s for _, s in iter_audio(path, 60.0, [])])
+            frames = [f.image for f in sample_frames(path, fps, max(size), [])] if stream else []
+            count = max(1, round(samples.size / RATE * fps))  # the clip's frames at the joined rate
+            for k in range(count if stream else 0):
+                image = cv2.resize(frames[min(k * len(frames) // count, len(frames) - 1)], size)
+                vframe = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+                vframe.pts = index + k
+                container.mux(stream.encode(vframe))
+            length = count * RATE // fps  # audio cut or padded to the clip's frames, so both stay in step
+            audio_parts.append(np.pad(samples[:length], (0, max(0, length - samples.size))))
+            spans.append((index / fps, (index + count) / fps))
+            index += count
+        if stream is not None:
+            container.mux(stream.encode())
+        mux_audio(container, sound, np.concatenate(audio_parts), RATE)
+    return spans

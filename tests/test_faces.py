@@ -75,3 +75,6 @@ def test_our_decoding_matches_tiny_retinafaces_own() -> None:
     for field in ("x", "y", "width", "height"):
         assert abs(getattr(ours, field) - getattr(theirs, field)) <= 2
     assert ours.score == pytest.approx(theirs.score, abs=1e-3)
+    assert ours.landmarks is not None
+    for (x, y), point in zip(ours.landmarks, theirs.landmarks, strict=True):
+        assert abs(x - point.x) <= 2 and abs(y - point.y) <= 2

@@ -10,7 +10,7 @@ from typing import Any
 
 from moodlens.errors import INCOMPLETE_MEDIA
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "analysis-v1.json"
 
 
@@ -58,6 +58,7 @@ class UtteranceResult:
     sentiment: Prediction | None
     modalities_used: list[str]
     per_modality: dict[str, ModalityResult]
+    speaker_detail: dict[str, Any] = field(default_factory=dict)  # by, face_track, reason
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,20 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class SpeakerSummary:
+    """One speaker over the whole video."""
+
+    id: str  # S1, S2, ... or a transcript's name
+    name: str | None  # the transcript's name where it gave one
+    talk_time: float
+    utterance_count: int
+    emotion_share: dict[str, float]
+    dominant_emotion: str | None
+    sentiment_score: float | None
+    face_tracks: list[str]
+
+
+@dataclass(frozen=True)
 class ModalityInfo:
     available: bool
     model: str | None
@@ -95,6 +110,7 @@ class Analysis:
     notes: list[str]
     moodlens_version: str
     created_at: str
+    speakers: list[SpeakerSummary] = field(default_factory=list)
     schema_version: str = SCHEMA_VERSION
 
     @property
@@ -141,6 +157,7 @@ class Analysis:
             notes=list(data["notes"]),
             moodlens_version=data["moodlens_version"],
             created_at=data["created_at"],
+            speakers=[SpeakerSummary(**s) for s in data.get("speakers", [])],
             schema_version=data["schema_version"],
         )
 

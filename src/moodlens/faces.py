@@ -36,10 +36,21 @@ class FaceBox:
     width: int
     height: int
     score: float = 1.0
+    # RetinaFace's five points (x, y): right eye, left eye, nose, right and left mouth corner
+    # (the subject's right is the image's left); None from the Haar fallback.
+    landmarks: tuple[tuple[float, float], ...] | None = None
 
     @property
     def area(self) -> int:
         return self.width * self.height
+
+    def iou(self, other: FaceBox) -> float:
+        left, top = max(self.x, other.x), max(self.y, other.y)
+        right = min(self.x + self.width, other.x + other.width)
+        bottom = min(self.y + self.height, other.y + other.height)
+        overlap = max(0, right - left) * max(0, bottom - top)
+        union = self.area + other.area - overlap
+        return overlap / union if union > 0 else 0.0
 
 
 class FaceDetector(Protocol):
@@ -115,21 +126,23 @@ class RetinaFaceDetector:
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         height, width = image.shape[:2]
         batch = (image[..., ::-1].astype(np.float32) - _BGR_MEAN).transpose(2, 0, 1)[None]
-        offsets, scores, _ = self.session.run(None, {"input": np.ascontiguousarray(batch)})
+        offsets, scores, points = self.session.run(None, {"input": np.ascontiguousarray(batch)})
         anchors = _anchors(height, width)
         score = scores[0, :, 1]
         keep = score > self.min_score
         if not keep.any():
             return []
         offsets, anchors, score = offsets[0][keep], anchors[keep], score[keep]
+        points = anchors[:, None, :2] + points[0][keep].reshape(-1, 5, 2) * _VARIANCE[0] * anchors[:, None, 2:]
         centres = anchors[:, :2] + offsets[:, :2] * _VARIANCE[0] * anchors[:, 2:]
         sizes = anchors[:, 2:] * np.exp(offsets[:, 2:] * _VARIANCE[1])
         corners = np.hstack([centres - sizes / 2, sizes])
         chosen = cv2.dnn.NMSBoxes(corners.tolist(), score.tolist(), self.min_score, 0.4)
         side = min(height, width) * MIN_FRACTION
-        boxes = [FaceBox(round(float(x)), round(float(y)), round(float(w)), round(float(h)), float(s))
-                 for (x, y, w, h), s in ((corners[i], score[i]) for i in np.asarray(chosen).ravel())
-                 if min(w, h) >= side]
+        boxes = [FaceBox(round(float(x)), round(float(y)), round(float(w)), round(float(h)), float(score[i]),
+                         tuple((float(px), float(py)) for px, py in points[i]))
+                 for i in np.asarray(chosen).ravel()
+                 for x, y, w, h in [corners[i]] if min(w, h) >= side]
         return sorted(boxes, key=lambda b: b.area, reverse=True)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from moodlens.fusion import FusionWeights
 
 DEVICES = ("cpu", "cuda")
+FACE_SELECTIONS = ("active", "largest")
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,9 @@ class AnalyzeOptions:
     voice_weights: str | None = None
     window_seconds: float = 5.0
     max_side: int = 640
+    face_selection: str = "active"  # the talking face (tracks.py), or the largest in each frame
+    speakers: int | None = None  # force this many speakers; None: found from the evidence
+    diarize: bool = True
     model: str | None = None  # a `moodlens train` bundle (DIR/best): feature-level fusion instead
     # What the result calls the file: the server passes the upload's own name, so a result
     # never shows where the server keeps it.
@@ -36,6 +40,10 @@ class AnalyzeOptions:
             raise ValueError(f"window_seconds must be positive, got {self.window_seconds:g}")
         if self.max_side < 32:
             raise ValueError(f"max_side must be at least 32, got {self.max_side}")
+        if self.face_selection not in FACE_SELECTIONS:
+            raise ValueError(f"face_selection must be active or largest, got {self.face_selection!r}")
+        if self.speakers is not None and not 1 <= self.speakers <= 32:
+            raise ValueError(f"speakers must be between 1 and 32, got {self.speakers}")
         if not isinstance(self.fusion, FusionWeights):
             raise ValueError("fusion must be a FusionWeights (FusionWeights.parse('text=1,face=0.5'))")
         for name in ("text_weights", "face_weights", "voice_weights"):

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from moodlens import __version__
 from moodlens.analysis import Analysis, ModalityInfo, UtteranceResult
+from moodlens.errors import ModelNotFoundError
 from moodlens.experts import EXPERTS, MediaContext
+from moodlens.experts.face import face_track
 from moodlens.fusion import BASELINES, Baseline, assemble, fuse
 from moodlens.media import DecodeDamage, MediaInfo, probe
+from moodlens.models.speaker import load_speaker_encoder
 from moodlens.options import AnalyzeOptions
-from moodlens.summary import summarize
+from moodlens.speakers import diarize, gather_evidence
+from moodlens.summary import summarize, summarize_speakers
 from moodlens.utterances import TranscribeOptions, Utterance, fixed_windows, load_asr_model, read_transcript, transcribe
 
 __all__ = ["STAGES", "AnalyzeOptions", "analyze", "warm_up"]
 
 Progress = Callable[[str, float], None]
-STAGES = ("probe", "utterances", *EXPERTS, "fusion")
+STAGES = ("probe", "utterances", *EXPERTS, "fusion", "speakers")
 
 
 def warm_up(options: AnalyzeOptions | None = None) -> None:
@@ -35,6 +40,9 @@ def warm_up(options: AnalyzeOptions | None = None) -> None:
             make(options)
     if not options.transcript:
         load_asr_model(TranscribeOptions(model=options.asr_model, device=options.device))
+    if options.diarize:
+        with contextlib.suppress(ModelNotFoundError):  # analyze notes it and uses face tracks alone
+            load_speaker_encoder(options.device)
 
 
 def analyze(
@@ -58,6 +66,7 @@ def analyze(
         results, modalities, fusion = analyze_feature_level(media, utterances)
     else:
         results, modalities, fusion = _decision_level(media, utterances)
+    results, speakers = _speakers(media, utterances, results)
     if not utterances:
         notes.append("no speech detected: the analysis has no utterances")
     if damage.any:
@@ -71,10 +80,12 @@ def analyze(
             "fps": options.fps,
             "device": options.device,
             "fusion": fusion,
+            "speakers": speakers,
         },
         modalities=modalities,
         utterances=results,
         summary=summarize(results),
+        speakers=summarize_speakers(results, [u.speaker for u in utterances if u.speaker]),
         notes=notes,
         moodlens_version=__version__,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -94,6 +105,31 @@ def _decision_level(media: MediaContext, utterances: list[Utterance]
     fusion = {"method": "decision-level (weighted product of likelihood ratios)",
               "weights": asdict(media.options.fusion), "baselines": sorted(baselines)}
     return assemble(utterances, per_modality, fused), {n: o.info for n, o in outputs.items()}, fusion
+
+
+def _speakers(media: MediaContext, utterances: list[Utterance], results: list[UtteranceResult]
+              ) -> tuple[list[UtteranceResult], dict[str, object]]:
+    """Who said each utterance: voice embeddings and the talking face tracks (speakers.py)."""
+    options = media.options
+    if not options.diarize or not results:
+        return results, {"method": "off" if not options.diarize else "none"}
+    media.report("speakers", 0.0)
+    tracks = [face_track(r.per_modality.get("face")) for r in results]
+    encoder = None
+    if media.info.has_audio and any(not u.speaker for u in utterances):
+        try:
+            encoder = load_speaker_encoder(options.device)
+        except ModelNotFoundError as err:
+            media.notes.append(f"speakers: no voice embeddings ({err}); face tracks only")
+    evidence = gather_evidence(utterances, tracks, media.info.path if encoder else None, encoder,
+                               media.notes, media.damage)
+    found = diarize(utterances, evidence, options.speakers)
+    media.report("speakers", 1.0)
+    labelled = [replace(r, speaker=found.labels[i], speaker_detail=found.details[i]) for i, r in enumerate(results)]
+    settings: dict[str, object] = {"method": found.method, "forced_count": options.speakers}
+    if encoder is not None:
+        settings["voice_model"] = encoder.name
+    return labelled, settings
 
 
 def measured_baselines(options: AnalyzeOptions) -> dict[str, Baseline]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from moodlens.analysis import SentimentPoint, Summary, UtteranceResult
+from moodlens.analysis import SentimentPoint, SpeakerSummary, Summary, UtteranceResult
 from moodlens.labels import EMOTIONS
 
 
@@ -37,3 +37,24 @@ def summarize(utterances: Sequence[UtteranceResult]) -> Summary:
         sentiment_score=overall,
         sentiment_timeline=timeline,
     )
+
+
+def summarize_speakers(utterances: Sequence[UtteranceResult], names: Sequence[str] = ()) -> list[SpeakerSummary]:
+    """Per speaker, in order of first appearance: talk time, utterances, emotion shares, mean
+    sentiment and the face tracks seen talking. `names` are the ids a transcript gave; "unknown"
+    and undiarized utterances belong to no speaker."""
+    by_speaker: dict[str, list[UtteranceResult]] = {}
+    for u in sorted(utterances, key=lambda u: (u.start, u.index)):
+        if u.speaker and u.speaker != "unknown":
+            by_speaker.setdefault(u.speaker, []).append(u)
+    speakers = []
+    for speaker, said in by_speaker.items():
+        summary = summarize(said)
+        tracks = sorted({u.speaker_detail["face_track"] for u in said if "face_track" in u.speaker_detail},
+                        key=lambda t: int(t[1:]) if t[1:].isdigit() else 0)
+        speakers.append(SpeakerSummary(
+            id=speaker, name=speaker if speaker in names else None,
+            talk_time=round(sum(u.end - u.start for u in said), 3), utterance_count=len(said),
+            emotion_share=summary.emotion_share, dominant_emotion=summary.dominant_emotion,
+            sentiment_score=summary.sentiment_score, face_tracks=tracks))
+    return speakers

@@ -1,0 +1,174 @@
+"""Speakers: who said each utterance, from how they sound and which face was talking.
+
+Evidence, strongest first:
+- a transcript's speaker names, which always win;
+- the talking face track (tracks.py): utterances that read the same track were said by the same
+  person, so they are merged first and their voices pooled into one longer, steadier embedding;
+- CAM++ voice embeddings (models/speaker.py), clustered by average linkage on cosine distance,
+  with the number of speakers found by a distance threshold or forced (`--speakers N`).
+
+An utterance too short for a voice embedding and with no talking face gets `unknown`, and says
+why, rather than a guess. Without audio, each face track is a speaker, marked as such.
+Speakers are named S1, S2, ... in order of first appearance.
+
+The threshold and its accuracy are measured by bench/speakers.py on videos joined from MELD clips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from moodlens.features import utterance_audio
+from moodlens.media import SAMPLE_RATE, iter_audio
+from moodlens.models.speaker import SpeakerEncoder
+from moodlens.utterances import Utterance
+
+# Cosine distance below which average linkage still merges two groups. bench/speakers.py: 0.7 and
+# 0.75 tie on joined MELD clips (accuracy 0.93, count within one on 8 of 10); 0.75 errs to fewer.
+DISTANCE_THRESHOLD = 0.75
+MIN_VOICE_SECONDS = 0.5  # CAM++ on less than this is a guess (bench/speakers.py's short-clip check)
+MAX_VOICE_SECONDS = 10.0  # an embedding never reads more of an utterance than this
+# ASR word times cut tight ("Spitter." 0.3 s); the voice is read this much either side, never
+# into the neighbouring utterances.
+PAD_SECONDS = 0.25
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class SpeakerEvidence:
+    """What diarization has to go on, per utterance."""
+
+    embeddings: dict[int, np.ndarray] = field(default_factory=dict)  # unit CAM++ vectors
+    voiced_seconds: dict[int, float] = field(default_factory=dict)  # audio each utterance had
+    tracks: list[str | None] = field(default_factory=list)  # the talking face track
+    has_audio: bool = True
+
+
+@dataclass(frozen=True)
+class Diarization:
+    labels: list[str | None]  # per utterance: a name, S<n>, "unknown", or None (not diarized)
+    details: list[dict[str, Any]]
+    method: str  # what the speakers rest on, for the Analysis's settings
+
+
+def _groups(indices: Sequence[int], tracks: Sequence[str | None]) -> list[list[int]]:
+    """Utterances that read the same talking face: one group each; the rest alone."""
+    by_track: dict[str, list[int]] = {}
+    groups: list[list[int]] = []
+    for i in indices:
+        if tracks[i] is None:
+            groups.append([i])
+        else:
+            by_track.setdefault(tracks[i], []).append(i)
+    return groups + list(by_track.values())
+
+
+def cluster(vectors: np.ndarray, count: int | None = None,
+            threshold: float = DISTANCE_THRESHOLD) -> np.ndarray:
+    """Cluster ids for unit vectors: exactly `count` clusters, or as many as the threshold gives."""
+    if len(vectors) == 0:
+        return np.zeros(0, int)
+    if len(vectors) == 1 or count == 1:
+        return np.zeros(len(vectors), int)
+    from sklearn.cluster import AgglomerativeClustering
+
+    distances = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
+    if count is not None:
+        model = AgglomerativeClustering(n_clusters=min(count, len(vectors)), metric="precomputed",
+                                        linkage="average")
+    else:
+        model = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold,
+                                        metric="precomputed", linkage="average")
+    return model.fit_predict(distances)
+
+
+def diarize(utterances: Sequence[Utterance], evidence: SpeakerEvidence, count: int | None = None,
+            threshold: float = DISTANCE_THRESHOLD) -> Diarization:
+    n = len(utterances)
+    labels: list[str | None] = [u.speaker for u in utterances]
+    details: list[dict[str, Any]] = [{"by": "transcript"} if u.speaker else {} for u in utterances]
+    todo = [i for i in range(n) if not utterances[i].speaker]
+    if not todo:
+        return Diarization(labels, details, "transcript" if n else "none")
+    tracks = evidence.tracks or [None] * n
+
+    cluster_of: dict[int, int] = {}
+    if evidence.has_audio:
+        groups = _groups(todo, tracks)
+        heard = [g for g in groups if any(i in evidence.embeddings for i in g)]
+        if heard:
+            pooled = np.stack([_unit(np.sum([evidence.embeddings[i] for i in g if i in evidence.embeddings]
+                                            , axis=0)) for g in heard])
+            for group, c in zip(heard, cluster(pooled, count, threshold), strict=True):
+                for i in group:
+                    cluster_of[i] = int(c)
+        used_faces = any(tracks[i] is not None for i in todo)
+        method = "voice (CAM++) + talking-face tracks" if used_faces else "voice (CAM++)"
+    else:
+        ids: dict[str, int] = {}
+        for i in todo:
+            if tracks[i] is not None:
+                cluster_of[i] = ids.setdefault(tracks[i], len(ids))
+        method = "face tracks only (no audio): one speaker per face track, not linked across cuts"
+
+    # S1, S2, ... by first appearance
+    names: dict[int, str] = {}
+    for i in sorted(cluster_of, key=lambda i: (utterances[i].start, i)):
+        names.setdefault(cluster_of[i], f"S{len(names) + 1}")
+    for i in todo:
+        if i in cluster_of:
+            labels[i] = names[cluster_of[i]]
+            by = [name for name, used in (("voice", i in evidence.embeddings), ("face track", tracks[i])) if used]
+            details[i] = {"by": "+".join(by)}
+            if tracks[i]:
+                details[i]["face_track"] = tracks[i]
+        else:
+            labels[i] = UNKNOWN
+            details[i] = {"reason": _why_unknown(i, evidence, tracks[i])}
+    return Diarization(labels, details, method)
+
+
+def _why_unknown(i: int, evidence: SpeakerEvidence, track: str | None) -> str:
+    if not evidence.has_audio:
+        return "no audio and no talking face"
+    seconds = evidence.voiced_seconds.get(i, 0.0)
+    voice = (f"too short to tell the voice ({seconds:.2f} s < {MIN_VOICE_SECONDS} s)"
+             if seconds < MIN_VOICE_SECONDS else "no usable voice")
+    face = f"its face track {track} is not heard elsewhere" if track else "no talking face"
+    return f"{voice}, and {face}"
+
+
+def padded_spans(utterances: Sequence[Utterance], pad: float = PAD_SECONDS) -> list[tuple[float, float]]:
+    order = sorted(range(len(utterances)), key=lambda i: utterances[i].start)
+    spans = [(u.start, u.end) for u in utterances]
+    for k, i in enumerate(order):
+        before = utterances[order[k - 1]].end if k else 0.0
+        after = utterances[order[k + 1]].start if k + 1 < len(order) else float("inf")
+        start, end = spans[i]
+        spans[i] = (max(min(before, start), start - pad, 0.0), min(max(after, end), end + pad))
+    return spans
+
+
+def gather_evidence(utterances: Sequence[Utterance], tracks: Sequence[str | None], path: str | None,
+                    encoder: SpeakerEncoder | None, notes: list[str], damage: object = None) -> SpeakerEvidence:
+    """Embed the audio of every utterance that has at least MIN_VOICE_SECONDS of it (up to
+    MAX_VOICE_SECONDS), streamed from `path`; no audio (path None) gives face tracks only."""
+    if path is None or encoder is None:
+        return SpeakerEvidence(tracks=list(tracks), has_audio=False)
+    spans = padded_spans(utterances)
+    voiced: dict[int, float] = {}
+    embeddings: dict[int, np.ndarray] = {}
+    chunks = iter_audio(path, 60.0, notes, damage)
+    for i, samples in utterance_audio(chunks, spans, seconds=MAX_VOICE_SECONDS):
+        voiced[i] = samples.size / SAMPLE_RATE
+        if voiced[i] >= MIN_VOICE_SECONDS and not utterances[i].speaker:
+            embeddings[i] = encoder.embed([samples])[0]  # as it streams: audio is never held
+    return SpeakerEvidence(embeddings, voiced, list(tracks), True)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), 1e-9)
