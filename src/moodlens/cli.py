@@ -51,6 +51,10 @@ RowLimit = Annotated[int | None, typer.Option(help="Use only the first N rows of
 Formats = Annotated[str, typer.Option("--format", help="Comma list: json,csv,srt,vtt,html.")]
 Fps = Annotated[float, typer.Option(help="Frames per second sampled for faces.")]
 Device = Annotated[str, typer.Option(help="cpu or cuda.")]
+Speakers = Annotated[str, typer.Option(
+    help="Who spoke: auto (counted from voices and talking faces), a number to force that many, or off.")]
+FaceSelection = Annotated[str, typer.Option(
+    help="Which face the face expert reads: active (the talking face) or largest (in each frame).")]
 AsrModel = Annotated[str, typer.Option(
     help="faster-whisper model: tiny.en ships offline; others download when online.")]
 FusionSpec = Annotated[str, typer.Option(
@@ -94,6 +98,8 @@ def analyze(
     fusion_weights: FusionSpec = "",
     text_weights: TextWeights = None,
     voice_weights: VoiceWeights = None,
+    speakers: Speakers = "auto",
+    face_selection: FaceSelection = "active",
     model: Annotated[Path | None, typer.Option(
         help="A `moodlens train` bundle (DIR/best): one multimodal model, feature-level fusion.")] = None,
     debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
@@ -114,7 +120,8 @@ def analyze(
     formats = _formats(format)
     options = _analyze_options(fps=fps, device=device, asr_model=asr_model, fusion_weights=fusion_weights,
                                text_weights=text_weights, voice_weights=voice_weights,
-                               transcript=transcript, model=model)
+                               transcript=transcript, model=model, speakers=speakers,
+                               face_selection=face_selection)
     if transcript is not None and len(paths) > 1:
         raise _fail("--transcript applies to one media file; give exactly one PATH")
 
@@ -172,6 +179,8 @@ def batch(
     fusion_weights: FusionSpec = "",
     text_weights: TextWeights = None,
     voice_weights: VoiceWeights = None,
+    speakers: Speakers = "auto",
+    face_selection: FaceSelection = "active",
 ) -> None:
     """Analyse many videos on Ray: NAME.analysis.json (and the other formats) or NAME.error.json per input."""
     import time
@@ -181,7 +190,8 @@ def batch(
 
     formats = _formats(format)
     options = _analyze_options(fps=fps, device=device, asr_model=asr_model, fusion_weights=fusion_weights,
-                               text_weights=text_weights, voice_weights=voice_weights)
+                               text_weights=text_weights, voice_weights=voice_weights, speakers=speakers,
+                               face_selection=face_selection)
     started = time.monotonic()
     try:
         found, problems = expand_inputs(inputs)
@@ -227,7 +237,8 @@ def _formats(spec: str) -> list[str]:
 
 def _analyze_options(*, fps: float, device: str, asr_model: str, fusion_weights: str, text_weights: Path | None,
                      voice_weights: Path | None, transcript: Path | None = None,
-                     model: Path | None = None) -> AnalyzeOptions:
+                     model: Path | None = None, speakers: str = "auto",
+                     face_selection: str = "active") -> AnalyzeOptions:
     """Checked options, with every model file loaded once up front, so a bad one fails before any input."""
     from moodlens.errors import ModelNotFoundError
     from moodlens.fusion import FusionWeights
@@ -241,7 +252,8 @@ def _analyze_options(*, fps: float, device: str, asr_model: str, fusion_weights:
                                  fps=fps, device=device, fusion=weights,
                                  text_weights=str(text_weights) if text_weights else None,
                                  voice_weights=str(voice_weights) if voice_weights else None,
-                                 model=str(model) if model else None)
+                                 model=str(model) if model else None, face_selection=face_selection,
+                                 **_speaker_options(speakers))
     except ValueError as err:
         raise _fail(str(err)) from None
     if model is not None:
@@ -254,6 +266,18 @@ def _analyze_options(*, fps: float, device: str, asr_model: str, fusion_weights:
     except ModelNotFoundError as err:
         raise _fail(str(err)) from None
     return options
+
+
+def _speaker_options(spec: str) -> dict[str, object]:
+    """--speakers auto | off | N as AnalyzeOptions fields."""
+    value = spec.strip().lower()
+    if value == "auto":
+        return {"speakers": None, "diarize": True}
+    if value == "off":
+        return {"speakers": None, "diarize": False}
+    if not value.isdigit():
+        raise ValueError(f"--speakers must be auto, off or a number of speakers, got {spec!r}")
+    return {"speakers": int(value), "diarize": True}
 
 
 def _check_bundle(folder: Path, device: str) -> None:
@@ -285,18 +309,20 @@ def _updater(progress: Progress, tasks: dict[str, TaskID]) -> Callable[[str, flo
 def _print_analysis(analysis: Analysis, written: list[str]) -> None:
     table = Table(title=f"{Path(analysis.media['path']).name} "
                         f"({analysis.media['duration']:.1f} s)", show_lines=False)
-    for column, justify in (("start", "right"), ("end", "right"), ("text", "left"),
+    for column, justify in (("start", "right"), ("end", "right"), ("speaker", "left"), ("text", "left"),
                             ("emotion (p)", "left"), ("sentiment (p)", "left"),
                             ("modalities", "left")):
         table.add_column(column, justify=justify, overflow="fold")
     for u in analysis.utterances:
         table.add_row(
-            f"{u.start:.2f}", f"{u.end:.2f}", u.text or "[dim](no speech)[/]",
+            f"{u.start:.2f}", f"{u.end:.2f}", u.speaker or "-", u.text or "[dim](no speech)[/]",
             f"{u.emotion.label} ({u.emotion.score:.2f})" if u.emotion else "-",
             f"{u.sentiment.label} ({u.sentiment.score:.2f})" if u.sentiment else "-",
             "+".join(u.modalities_used) or "none",
         )
     console.print(table)
+    if analysis.speakers:
+        _print_speakers(analysis)
     s = analysis.summary
     if s.dominant_emotion is not None:
         top = sorted(s.emotion_share.items(), key=lambda kv: -kv[1])[:3]
@@ -310,6 +336,18 @@ def _print_analysis(analysis: Analysis, written: list[str]) -> None:
     for note in analysis.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print("wrote " + ", ".join(str(p) for p in written), highlight=False)
+
+
+def _print_speakers(analysis: Analysis) -> None:
+    method = analysis.settings.get("speakers", {}).get("method", "")
+    table = Table(title=f"speakers ({method})", show_lines=False)
+    for column in ("speaker", "talk time", "utterances", "dominant emotion", "sentiment", "face tracks"):
+        table.add_column(column, justify="right" if column in ("talk time", "utterances", "sentiment") else "left")
+    for s in analysis.speakers:
+        table.add_row(s.id, f"{s.talk_time:.1f} s", str(s.utterance_count), s.dominant_emotion or "-",
+                      f"{s.sentiment_score:+.2f}" if s.sentiment_score is not None else "-",
+                      ", ".join(s.face_tracks) or "-")
+    console.print(table)
 
 
 def _evaluate_bundle(model: Path, meld_root: Path | None, split: str, cache: Path | None,

@@ -30,7 +30,9 @@ from moodlens.utterances import Utterance
 # Cosine distance below which average linkage still merges two groups. bench/speakers.py: 0.7 and
 # 0.75 tie on joined MELD clips (accuracy 0.93, count within one on 8 of 10); 0.75 errs to fewer.
 DISTANCE_THRESHOLD = 0.75
-MIN_VOICE_SECONDS = 0.5  # CAM++ on less than this is a guess (bench/speakers.py's short-clip check)
+# Under half a second (a syllable or two) a voice embedding is a guess: a chosen floor, not a
+# measured one; such an utterance is "unknown" unless its talking face says who it was.
+MIN_VOICE_SECONDS = 0.5
 MAX_VOICE_SECONDS = 10.0  # an embedding never reads more of an utterance than this
 # ASR word times cut tight ("Spitter." 0.3 s); the voice is read this much either side, never
 # into the neighbouring utterances.
@@ -101,8 +103,8 @@ def diarize(utterances: Sequence[Utterance], evidence: SpeakerEvidence, count: i
         groups = _groups(todo, tracks)
         heard = [g for g in groups if any(i in evidence.embeddings for i in g)]
         if heard:
-            pooled = np.stack([_unit(np.sum([evidence.embeddings[i] for i in g if i in evidence.embeddings]
-                                            , axis=0)) for g in heard])
+            pooled = np.stack([_unit(sum(evidence.embeddings[i] for i in g if i in evidence.embeddings))
+                               for g in heard])
             for group, c in zip(heard, cluster(pooled, count, threshold), strict=True):
                 for i in group:
                     cluster_of[i] = int(c)

@@ -90,5 +90,10 @@ def test_upload_wait_click_seek_screenshot(served: str, meld_clips: list[dict]) 
         assert video["error"] is None and video["width"] > 0, video
         assert page.locator("#timeline rect").count() == count and page.locator("#sentiment polyline").count() == 1
         assert page.locator("#modalities h3").count() >= 2  # fused + at least the text expert
+        # one timeline lane per speaker, each band in its speaker's lane, and the speaker table
+        lanes = page.locator(".lane-label").evaluate_all("labels => labels.map(l => l.dataset.speaker)")
+        bands = page.locator("#timeline rect").evaluate_all("rects => rects.map(r => r.dataset.speaker)")
+        assert lanes and all(b in lanes or lanes[-1] in ("unknown", "all") for b in bands), (lanes, bands)
+        assert page.locator("table.speakers tr").count() == 1 + len([n for n in lanes if n not in ("unknown", "all")])
         page.screenshot(path=str(ARTIFACTS / "result-page.png"), full_page=True)
         browser.close()

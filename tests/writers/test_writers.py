@@ -23,8 +23,9 @@ def test_json_csv_srt_files(tmp_path: Path) -> None:
 
 def test_csv_has_a_row_per_utterance_with_probabilities() -> None:
     rows = list(csv.DictReader(io.StringIO(render_csv(sample_analysis()))))
-    assert len(rows) == 2
+    assert len(rows) == 4
     assert rows[0]["emotion"] == "joy" and rows[0]["modalities_used"] == "text+face"
+    assert [r["speaker"] for r in rows] == ["Rachel", "", "S1", "unknown"]
     assert float(rows[0]["p_joy"]) == pytest.approx(0.7)
     assert rows[1]["emotion"] == ""  # no prediction stays empty, not invented
 
@@ -34,8 +35,10 @@ def test_captions_carry_emotion_and_sentiment() -> None:
     assert "00:00:01,000 --> 00:00:02,500" in srt
     assert "Rachel: Oh it's so much more fun with you." in srt
     assert "[joy 0.70 · positive 0.80 · text+face]" in srt
+    assert "S1: Yes." in srt and "unknown: Oh." not in srt  # no prefix where no one is known
     vtt = render_captions(sample_analysis(), vtt=True)
     assert vtt.startswith("WEBVTT") and "00:00:01.000 --> 00:00:02.500" in vtt
+    assert "<v Rachel>Oh it's so much more fun with you." in vtt and "<v S1>Yes." in vtt
 
 
 def test_parse_formats() -> None:

@@ -74,7 +74,7 @@ def _povey_window() -> np.ndarray:
     return ((0.5 - 0.5 * np.cos(2 * np.pi * n / (FRAME_LENGTH - 1))) ** 0.85).astype(np.float32)
 
 
-def kaldi_fbank(samples: np.ndarray) -> np.ndarray:
+def kaldi_fbank(samples: np.ndarray, normalise: bool = True) -> np.ndarray:
     """(frames, 80) log-mel energies of 16 kHz audio as Kaldi computes them (no dither, DC removed,
     pre-emphasis 0.97, Povey window, power spectrum, edges snipped), mean-normalised over time as
     3D-Speaker does before CAM++. Audio shorter than one frame is padded to one."""
@@ -88,7 +88,7 @@ def kaldi_fbank(samples: np.ndarray) -> np.ndarray:
     spectrum = np.abs(np.fft.rfft(frames * _povey_window(), n=FFT_SIZE)) ** 2
     energies = spectrum[:, : FFT_SIZE // 2].astype(np.float32) @ _mel_banks().T
     features = np.log(np.maximum(energies, np.finfo(np.float32).eps))
-    return features - features.mean(axis=0, keepdims=True)
+    return features - features.mean(axis=0, keepdims=True) if normalise else features
 
 
 # --- CAM++ --------------------------------------------------------------------------------

@@ -59,11 +59,13 @@ def caption_timestamp(seconds: float, separator: str) -> str:
 
 
 def render_captions(analysis: Analysis, out_dir: Path | None = None, vtt: bool = False) -> str:
-    """SRT, or WebVTT with vtt=True: each caption is the line plus its emotion and sentiment."""
+    """SRT, or WebVTT with vtt=True: each caption is the line plus its emotion and sentiment, with
+    the speaker as an "S1: " prefix (SRT) or a <v S1> voice tag (WebVTT)."""
     separator = "." if vtt else ","
     blocks = ["WEBVTT\n"] if vtt else []
     for number, u in enumerate(analysis.utterances, start=1):
-        speaker = f"{u.speaker}: " if u.speaker else ""
+        known = u.speaker and u.speaker != "unknown"
+        speaker = (f"<v {u.speaker}>" if vtt else f"{u.speaker}: ") if known else ""
         text = u.text or "(no speech)"
         blocks.append(
             f"{number}\n{caption_timestamp(u.start, separator)} --> {caption_timestamp(u.end, separator)}\n"

@@ -1,4 +1,4 @@
-// Renders one moodlens Analysis (schema 1.0) into the result page. No libraries, no network:
+// Renders one moodlens Analysis (schema 1.0 to 1.2) into the result page. No libraries, no network:
 // the same file serves `moodlens serve` and the self-contained `analyze --format html` page.
 "use strict";
 
@@ -33,22 +33,57 @@ function bars(container, probabilities, labels) {
   }
 }
 
-function timeline(svg, analysis, duration, seek) {
-  // one band per utterance, coloured by its fused emotion, opacity by confidence
+const LANE = 30;
+
+function lanes(analysis) {
+  // one lane per speaker in order of first appearance, then one for lines with no known speaker
+  const ids = (analysis.speakers || []).map((s) => s.id);
+  const rest = analysis.utterances.some((u) => !ids.includes(u.speaker));
+  return rest || !ids.length ? [...ids, ids.length ? "unknown" : "all"] : ids;
+}
+
+function timeline(svg, labels, analysis, duration, seek) {
+  // one band per utterance in its speaker's lane, coloured by its fused emotion, opacity by confidence
+  const names = lanes(analysis);
+  const height = LANE * names.length;
   svg.replaceChildren();
-  svg.setAttribute("viewBox", "0 0 1000 40");
+  svg.setAttribute("viewBox", `0 0 1000 ${height}`);
   svg.setAttribute("preserveAspectRatio", "none");
-  svg.setAttribute("height", "40");
+  svg.setAttribute("height", String(height));
+  labels.replaceChildren(...names.map((name) => {
+    const speaker = (analysis.speakers || []).find((s) => s.id === name);
+    return el("div", { class: "lane-label", style: `height:${LANE}px`, "data-speaker": name },
+      speaker ? `${name} · ${speaker.talk_time.toFixed(1)} s` : name);
+  }));
+  names.forEach((_, k) => { if (k) svg.append(el("svg:line", { x1: 0, x2: 1000, y1: LANE * k, y2: LANE * k, stroke: "#eee" })); });
   for (const u of analysis.utterances) {
     if (!u.emotion) continue;
+    const lane = names.includes(u.speaker) ? names.indexOf(u.speaker) : names.length - 1;
     const x = (1000 * u.start) / duration, w = Math.max(2, (1000 * (u.end - u.start)) / duration);
-    const rect = el("svg:rect", { x, y: 4, width: w, height: 32, fill: COLORS[u.emotion.label],
-      "fill-opacity": 0.35 + 0.65 * u.emotion.score, "data-index": u.index });
-    rect.append(el("svg:title", {}, `${clock(u.start)} ${u.emotion.label} ${u.emotion.score.toFixed(2)}: ${u.text}`));
+    const rect = el("svg:rect", { x, y: LANE * lane + 4, width: w, height: LANE - 8, fill: COLORS[u.emotion.label],
+      "fill-opacity": 0.35 + 0.65 * u.emotion.score, "data-index": u.index, "data-speaker": u.speaker || "" });
+    rect.append(el("svg:title", {}, `${clock(u.start)} ${u.speaker ? u.speaker + ": " : ""}${u.emotion.label} ${u.emotion.score.toFixed(2)}: ${u.text}`));
     rect.addEventListener("click", () => seek(u.index));
     svg.append(rect);
   }
-  svg.append(el("svg:line", { id: "cursor", x1: 0, x2: 0, y1: 0, y2: 40, stroke: "#000", "stroke-width": 2 }));
+  svg.append(el("svg:line", { id: "cursor", x1: 0, x2: 0, y1: 0, y2: height, stroke: "#000", "stroke-width": 2 }));
+}
+
+function speakerTable(container, analysis) {
+  container.replaceChildren();
+  const speakers = analysis.speakers || [];
+  if (!speakers.length) return;
+  const table = el("table", { class: "jobs speakers" });
+  const head = el("tr");
+  for (const h of ["speaker", "talk time", "utterances", "dominant emotion", "sentiment", "face tracks"]) head.append(el("th", {}, h));
+  table.append(head);
+  for (const s of speakers) {
+    const row = el("tr", { "data-speaker": s.id });
+    const sentiment = s.sentiment_score === null ? "-" : `${s.sentiment_score >= 0 ? "+" : ""}${s.sentiment_score.toFixed(2)}`;
+    for (const cell of [s.name || s.id, `${s.talk_time.toFixed(1)} s`, String(s.utterance_count), s.dominant_emotion || "-", sentiment, s.face_tracks.join(", ") || "-"]) row.append(el("td", {}, cell));
+    table.append(row);
+  }
+  container.append(el("p", { class: "note" }, `Speakers: ${(analysis.settings.speakers || {}).method || "unknown method"}`), table);
 }
 
 function sentimentCurve(svg, analysis, duration) {
@@ -103,7 +138,8 @@ function render(analysis, videoSrc) {
     const u = analysis.utterances[index];
     const holder = document.getElementById("modalities");
     holder.replaceChildren();
-    holder.append(el("p", { class: "note" }, `Selected: "${u.text || "(no speech)"}", ${clock(u.start)} to ${clock(u.end)}; used ${u.modalities_used.join(" + ") || "no modality"}`));
+    const said = u.speaker ? `; speaker ${u.speaker}${u.speaker_detail && u.speaker_detail.by ? " (by " + u.speaker_detail.by + ")" : ""}${u.speaker_detail && u.speaker_detail.reason ? " (" + u.speaker_detail.reason + ")" : ""}` : "";
+    holder.append(el("p", { class: "note" }, `Selected: "${u.text || "(no speech)"}", ${clock(u.start)} to ${clock(u.end)}; used ${u.modalities_used.join(" + ") || "no modality"}${said}`));
     const grid = el("div", { class: "modalities" });
     const shown = [["fused", { emotion: u.emotion, sentiment: u.sentiment }], ...Object.entries(u.per_modality)];
     for (const [name, r] of shown) {
@@ -140,7 +176,8 @@ function render(analysis, videoSrc) {
   });
   if (!analysis.utterances.length) list.append(el("p", { class: "note", style: "padding:10px" }, "No utterances: " + (analysis.notes || []).join("; ")));
 
-  timeline(document.getElementById("timeline"), analysis, duration, seek);
+  timeline(document.getElementById("timeline"), document.getElementById("lanes"), analysis, duration, seek);
+  speakerTable(document.getElementById("speakers"), analysis);
   sentimentCurve(document.getElementById("sentiment"), analysis, duration);
   summary(document.getElementById("summary"), analysis);
   const unused = Object.entries(analysis.modalities).filter(([, m]) => !m.available).map(([k, m]) => `${k} (${m.reason})`);
