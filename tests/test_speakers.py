@@ -66,6 +66,12 @@ def test_the_talking_face_carries_a_short_utterance_to_its_speaker() -> None:
     assert found.details[0] == {"by": "voice+face track", "face_track": "F1"}
 
 
+def test_a_misread_talking_face_does_not_merge_two_clear_voices() -> None:
+    """The same track read as talking on two lines, but the voices are two people's."""
+    found = diarize(utterances(4), SpeakerEvidence(voices("ABAB"), tracks=["F1", "F1", "F2", "F2"]))
+    assert found.labels == ["S1", "S2", "S1", "S2"]
+
+
 def test_without_audio_each_face_track_is_a_speaker() -> None:
     found = diarize(utterances(4), SpeakerEvidence(tracks=["F1", "F2", "F1", None], has_audio=False))
     assert found.labels == ["S1", "S2", "S1", UNKNOWN]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from moodlens.faces import FaceBox
@@ -21,6 +23,22 @@ def test_a_face_moving_a_little_keeps_its_track() -> None:
     tracks = [[f.track for f in tracker.update(image, faces_in(image))]
               for image in (frame(t / 2, 320, 240, face_image()) for t in range(5))]
     assert tracks == [["F1"]] * 5 and tracker.cuts == 0
+
+
+def test_a_face_moving_further_than_it_overlaps_keeps_its_track() -> None:
+    """The demo's photo slides 30 px a frame at 51 px wide: IoU under 0.3, the same face."""
+    import cv2
+
+    photo = cv2.resize(face_image(), (200, 200))  # a face about 35 px wide, moving 24 px a frame
+    tracker = FaceTracker()
+    found, boxes = [], []
+    for x in (20, 44, 68, 92):
+        image = np.full((260, 480, 3), 60, np.uint8)
+        image[30:230, x:x + 200] = photo
+        boxes += faces_in(image)
+        found.append([f.track for f in tracker.update(image, boxes[-1:])])
+    assert all(a.iou(b) < 0.3 for a, b in itertools.pairwise(boxes))
+    assert found == [["F1"]] * 4
 
 
 def test_a_cut_starts_new_tracks_even_where_the_same_face_overlaps() -> None:

@@ -3,7 +3,8 @@
 Evidence, strongest first:
 - a transcript's speaker names, which always win;
 - the talking face track (tracks.py): utterances that read the same track were said by the same
-  person, so they are merged first and their voices pooled into one longer, steadier embedding;
+  person, so they are merged first (unless their voices clearly disagree) and their voices
+  pooled into one longer, steadier embedding;
 - CAM++ voice embeddings (models/speaker.py), clustered by average linkage on cosine distance,
   with the number of speakers found by a distance threshold or forced (`--speakers N`).
 
@@ -28,7 +29,7 @@ from moodlens.models.speaker import SpeakerEncoder
 from moodlens.utterances import Utterance
 
 # Cosine distance below which average linkage still merges two groups. bench/speakers.py: 0.7 and
-# 0.75 tie on joined MELD clips (accuracy 0.93, count within one on 8 of 10); 0.75 errs to fewer.
+# 0.75 tie on joined MELD clips (accuracy 0.91-0.95, count within one on 8 of 10); 0.75 errs to fewer.
 DISTANCE_THRESHOLD = 0.75
 # Under half a second (a syllable or two) a voice embedding is a guess: a chosen floor, not a
 # measured one; such an utterance is "unknown" unless its talking face says who it was.
@@ -57,16 +58,31 @@ class Diarization:
     method: str  # what the speakers rest on, for the Analysis's settings
 
 
-def _groups(indices: Sequence[int], tracks: Sequence[str | None]) -> list[list[int]]:
-    """Utterances that read the same talking face: one group each; the rest alone."""
-    by_track: dict[str, list[int]] = {}
+def _groups(indices: Sequence[int], tracks: Sequence[str | None], embeddings: dict[int, np.ndarray],
+            threshold: float) -> list[list[int]]:
+    """Utterances that read the same talking face form one group, unless their voices disagree
+    (the talking face was misread: a listener who smiled): a voice further than the threshold
+    from the group's pooled voice starts a group of its own. The rest stand alone."""
     groups: list[list[int]] = []
+    by_track: dict[str, list[list[int]]] = {}
     for i in indices:
         if tracks[i] is None:
             groups.append([i])
+            continue
+        candidates = by_track.setdefault(tracks[i], [])
+        for group in candidates:
+            pooled = _pooled(group, embeddings)
+            if i not in embeddings or pooled is None or 1.0 - float(pooled @ embeddings[i]) <= threshold:
+                group.append(i)
+                break
         else:
-            by_track.setdefault(tracks[i], []).append(i)
-    return groups + list(by_track.values())
+            candidates.append([i])
+    return groups + [g for track in by_track.values() for g in track]
+
+
+def _pooled(group: Sequence[int], embeddings: dict[int, np.ndarray]) -> np.ndarray | None:
+    heard = [embeddings[i] for i in group if i in embeddings]
+    return _unit(sum(heard)) if heard else None
 
 
 def cluster(vectors: np.ndarray, count: int | None = None,
@@ -100,11 +116,10 @@ def diarize(utterances: Sequence[Utterance], evidence: SpeakerEvidence, count: i
 
     cluster_of: dict[int, int] = {}
     if evidence.has_audio:
-        groups = _groups(todo, tracks)
+        groups = _groups(todo, tracks, evidence.embeddings, threshold)
         heard = [g for g in groups if any(i in evidence.embeddings for i in g)]
         if heard:
-            pooled = np.stack([_unit(sum(evidence.embeddings[i] for i in g if i in evidence.embeddings))
-                               for g in heard])
+            pooled = np.stack([_pooled(g, evidence.embeddings) for g in heard])
             for group, c in zip(heard, cluster(pooled, count, threshold), strict=True):
                 for i in group:
                     cluster_of[i] = int(c)

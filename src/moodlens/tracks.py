@@ -1,7 +1,8 @@
 """Face tracks across sampled frames, and which track is talking.
 
 A box joins the track whose box it overlaps most in the previous sampled frame (IoU), if it
-still looks like that face (a grey thumbnail's correlation). A cut (the whole frame's colours
+still looks like that face (a grey thumbnail's correlation); a box that moved too far to
+overlap may still join if it looks very alike and moved less than its own size. A cut (the whole frame's colours
 change at once) ends every track, because TV's shot/reverse-shot puts the next person's face
 where the last one was. Tracks are named F1, F2, ... in order of
 first appearance.
@@ -24,6 +25,10 @@ from moodlens.faces import FaceBox
 
 MIN_IOU = 0.3
 MIN_LIKENESS = 0.5  # correlation of grey face thumbnails below which an overlapping box is another face
+# A face that moved too far to overlap (a walk, a pan: the demo's photo moves 30 px a frame at
+# 51 px wide) still continues its track if it looks very alike and moved less than its own size.
+CLOSE_LIKENESS = 0.8
+MAX_SHIFT = 1.0
 CUT_SIMILARITY = 0.6  # histogram correlation of consecutive frames below which a cut is called
 PATCH_SIZE = (24, 12)  # (width, height) of the normalised mouth and eye patches
 MIN_MARGIN = 1.15  # the most active mouth must move this many times more than the next to be chosen
@@ -74,6 +79,15 @@ def _histogram(image: np.ndarray) -> np.ndarray:
     return cv2.normalize(hist, hist).flatten()
 
 
+def _continues(old: FaceBox, new: FaceBox, likeness: float) -> bool:
+    if likeness < MIN_LIKENESS:
+        return False
+    if new.iou(old) >= MIN_IOU:
+        return True
+    shift = np.hypot(new.x + new.width / 2 - old.x - old.width / 2, new.y + new.height / 2 - old.y - old.height / 2)
+    return likeness >= CLOSE_LIKENESS and shift <= MAX_SHIFT * max(old.width, old.height)
+
+
 class FaceTracker:
     """Feed it the faces of each sampled frame in time order; it names their tracks."""
 
@@ -92,14 +106,13 @@ class FaceTracker:
         self.previous_histogram = histogram
         grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         thumbnails = [_thumbnail(grey, box) for box in boxes]
-        pairs = sorted(((box.iou(old.box), b, p) for b, box in enumerate(boxes)
+        pairs = sorted(((box.iou(old.box) + likeness, b, p) for b, box in enumerate(boxes)
                         for p, old in enumerate(self.previous)
-                        if float(thumbnails[b] @ old.thumbnail) >= MIN_LIKENESS), reverse=True)
+                        for likeness in [float(thumbnails[b] @ old.thumbnail)] if _continues(old.box, box, likeness)),
+                       reverse=True)
         names: dict[int, str] = {}
         taken: set[int] = set()
-        for overlap, b, p in pairs:
-            if overlap < MIN_IOU:
-                break
+        for _, b, p in pairs:
             if b not in names and p not in taken:
                 names[b] = self.previous[p].track
                 taken.add(p)
