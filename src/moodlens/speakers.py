@@ -48,7 +48,7 @@ class SpeakerEvidence:
     embeddings: dict[int, np.ndarray] = field(default_factory=dict)  # unit CAM++ vectors
     voiced_seconds: dict[int, float] = field(default_factory=dict)  # audio each utterance had
     tracks: list[str | None] = field(default_factory=list)  # the talking face track
-    has_audio: bool = True
+    has_audio: bool = True  # False: no audio stream, or no speaker model to embed it with
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ def diarize(utterances: Sequence[Utterance], evidence: SpeakerEvidence, count: i
         for i in todo:
             if tracks[i] is not None:
                 cluster_of[i] = ids.setdefault(tracks[i], len(ids))
-        method = "face tracks only (no audio): one speaker per face track, not linked across cuts"
+        method = "face tracks only (no voice to embed): one speaker per face track, not linked across cuts"
 
     # S1, S2, ... by first appearance
     names: dict[int, str] = {}
@@ -151,7 +151,7 @@ def diarize(utterances: Sequence[Utterance], evidence: SpeakerEvidence, count: i
 
 def _why_unknown(i: int, evidence: SpeakerEvidence, track: str | None) -> str:
     if not evidence.has_audio:
-        return "no audio and no talking face"
+        return "no voice to embed and no talking face"
     seconds = evidence.voiced_seconds.get(i, 0.0)
     voice = (f"too short to tell the voice ({seconds:.2f} s < {MIN_VOICE_SECONDS} s)"
              if seconds < MIN_VOICE_SECONDS else "no usable voice")
