@@ -43,7 +43,8 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 TextWeights = Annotated[Path | None, typer.Option(
-    help="A text model file written by train-text; default: the shipped one.")]
+    help="A text model file written by train-text, or a folder written by `moodlens export text`; "
+         "default: the shipped one.")]
 
 
 RowLimit = Annotated[int | None, typer.Option(help="Use only the first N rows of each split.")]
@@ -619,6 +620,36 @@ def evaluate(
             per_class.add_row(label, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{c.f1:.3f}", str(c.support))
         console.print(per_class)
     console.print("wrote " + ", ".join(str(p) for p in pngs), highlight=False)
+
+
+@app.command()
+def export(
+    what: Annotated[str, typer.Argument(help="What to export: text (the LoRA text model).")],
+    out: Annotated[Path, typer.Option(help="Folder for model.onnx, its tokenizer and moodlens-export.json.")],
+    format: Annotated[str, typer.Option(help="onnx.")] = "onnx",
+    quantize: Annotated[str | None, typer.Option(
+        help="int8: onnxruntime dynamic quantization, feed-forward output projections kept in float.")] = None,
+    text_weights: TextWeights = None,
+) -> None:
+    """Export a model for onnxruntime; pass the folder back with --text-weights to use it."""
+    if what != "text":
+        raise _fail(f"only `text` can be exported so far (the face and voice models are small, and "
+                    f"their heads already run in numpy or onnxruntime); got {what!r}")
+    if format != "onnx":
+        raise _fail(f"--format must be onnx, got {format!r}")
+    try:
+        from moodlens.export import export_text
+    except ImportError as err:
+        raise _fail(f"export needs the onnx package ({err.name} is missing): pip install 'moodlens[export]'") from None
+    try:
+        report = export_text(out, str(text_weights) if text_weights else None, quantize)
+    except (ValueError, MoodlensError) as err:
+        raise _fail(str(err)) from None
+    except ImportError as err:
+        raise _fail(f"export needs the onnx package ({err.name} is missing): pip install 'moodlens[export]'") from None
+    console.print(f"wrote {report.folder}/model.onnx ({report.size_bytes / 1e6:.0f} MB, "
+                  f"{report.quantize or 'float32'}, {report.float_nodes} weight MatMuls in float) in "
+                  f"{report.seconds:.0f} s; use it with --text-weights {report.folder}", highlight=False)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 - LoraTextExpert (the default): MiniLM fine-tuned on MELD through LoRA adapters, reading the
   previous turns as segment A and the utterance as segment B, pooled over the utterance.
 - TextExpert: a frozen MiniLM and small MLP heads (the first model; `moodlens train-text`).
+- OnnxTextExpert: a LoRA model exported to ONNX, float32 or int8 (`moodlens export text`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from enum import Enum
 from functools import lru_cache
@@ -23,6 +24,7 @@ from torch import nn
 
 from moodlens.labels import EMOTIONS, SENTIMENTS
 from moodlens.models.weights import resolve_text_encoder, shipped
+from moodlens.options import EXPORT_MANIFEST
 
 
 @dataclass(frozen=True)
@@ -257,25 +259,37 @@ def fast_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+Scorer = Callable[[dict[str, torch.Tensor]], tuple[np.ndarray, np.ndarray]]
+
+
+def score_in_batches(score: Scorer, tokenizer: object, contexts: Sequence[str], targets: Sequence[str],
+                     max_tokens: int, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities for each (context, target), in length-sorted batches to keep padding low;
+    `score` maps a batch of encoded pairs to (emotion, sentiment) probabilities."""
+    order = np.argsort([len(c) + len(t) for c, t in zip(contexts, targets, strict=True)], kind="stable")
+    emotion = np.zeros((len(targets), len(EMOTIONS)))
+    sentiment = np.zeros((len(targets), len(SENTIMENTS)))
+    for begin in range(0, len(order), batch_size):
+        index = order[begin : begin + batch_size]
+        tokens = encode_pairs(tokenizer, [contexts[i] for i in index], [targets[i] for i in index], max_tokens)
+        emotion[index], sentiment[index] = score(tokens)
+    return emotion, sentiment
+
+
 @torch.inference_mode()
 def classify_pairs(model: ContextualTextClassifier, tokenizer: object, contexts: Sequence[str],
                    targets: Sequence[str], max_tokens: int, batch_size: int = 64,
                    device: str = "cpu", bf16: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities for each (context, target), in length-sorted batches to keep padding low."""
+    """Probabilities for each (context, target) from the torch model."""
     model.eval()
-    order = np.argsort([len(c) + len(t) for c, t in zip(contexts, targets, strict=True)], kind="stable")
-    emotion = np.zeros((len(targets), len(EMOTIONS)))
-    sentiment = np.zeros((len(targets), len(SENTIMENTS)))
-    # bf16 only where the CPU has it natively (fast_bf16): 2.4x faster MPNet, 0.001 off in dev F1
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and device == "cpu"):
-        for begin in range(0, len(order), batch_size):
-            index = order[begin : begin + batch_size]
-            tokens = encode_pairs(tokenizer, [contexts[i] for i in index], [targets[i] for i in index],
-                                  max_tokens).to(device)
-            e, s = model(tokens)
-            emotion[index] = e.float().softmax(-1).double().cpu().numpy()
-            sentiment[index] = s.float().softmax(-1).double().cpu().numpy()
-    return emotion, sentiment
+
+    def score(tokens: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+        # bf16 only where the CPU has it natively (fast_bf16): 2.4x faster MPNet, 0.001 off in dev F1
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16 and device == "cpu"):
+            e, s = model(tokens.to(device))
+        return e.float().softmax(-1).double().cpu().numpy(), s.float().softmax(-1).double().cpu().numpy()
+
+    return score_in_batches(score, tokenizer, contexts, targets, max_tokens, batch_size)
 
 
 class LoraTextExpert:
@@ -310,14 +324,53 @@ class LoraTextExpert:
                               device=self.device, bf16=fast_bf16())
 
 
-TextModel = TextExpert | LoraTextExpert
+class OnnxTextExpert:
+    """A LoRA text model exported by `moodlens export text` (ONNX, float or int8), run by onnxruntime."""
+
+    name = "text"
+
+    def __init__(self, folder: str | Path, device: str = "cpu") -> None:
+        import onnxruntime
+        from transformers import AutoTokenizer
+
+        folder = Path(folder)
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        if manifest.get("kind") != ONNX_KIND:
+            raise ValueError(f"{folder}: not a `moodlens export text` folder")
+        self.config = LoraTextConfig(**manifest["model"])
+        self.metadata = manifest.get("metadata", {})
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        providers = (["CUDAExecutionProvider"] if device == "cuda" else []) + ["CPUExecutionProvider"]
+        self.session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=providers)
+        precision = manifest.get("quantize") or "float32"
+        self.description = (f"{self.config.encoder} + LoRA r={self.config.lora_rank} fine-tuned on MELD, "
+                            f"{self.config.context_turns} turns of context; ONNX {precision}")
+
+    def predict(self, targets: Sequence[str], contexts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        if not targets:
+            return np.zeros((0, len(EMOTIONS))), np.zeros((0, len(SENTIMENTS)))
+
+        def score(tokens: dict[str, torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
+            emotion, sentiment = self.session.run(None, {name: tokens[name].numpy() for name in ONNX_INPUTS})
+            return emotion.astype(np.float64), sentiment.astype(np.float64)
+
+        return score_in_batches(score, self.tokenizer, contexts, targets, self.config.max_tokens)
+
+
+ONNX_KIND = "moodlens-onnx-text"
+MANIFEST = EXPORT_MANIFEST  # not config.json, which transformers would read as a model config
+ONNX_INPUTS = ("input_ids", "attention_mask", "target_mask")
+TextModel = TextExpert | LoraTextExpert | OnnxTextExpert
 
 
 @lru_cache(maxsize=2)
 def load_text_expert(weights: str | None = None, device: str = "cpu") -> TextModel:
-    """The shipped LoRA model by default; any file written by train-text or finetune-text."""
+    """The shipped LoRA model by default; any file written by train-text or finetune-text, or a
+    folder written by `moodlens export text`."""
     torch.set_num_threads(int(os.environ.get("MOODLENS_THREADS", "0")) or (os.cpu_count() or 1))
     path = Path(weights) if weights else DEFAULT_TEXT_WEIGHTS.path
+    if path.is_dir():
+        return OnnxTextExpert(path, device)
     with safe_open(str(path), framework="pt") as handle:
         kind = (handle.metadata() or {}).get("kind")
     return LoraTextExpert(path, device) if kind == '"lora-classifier"' else TextExpert(path, device)

@@ -1,0 +1,123 @@
+"""The text model exported to ONNX, float32 and int8, against the torch original on MELD dev.
+
+    .venv/bin/python bench/export_text.py [--meld-csv ../shared/data/meld/MELD/dev_sent_emo.csv] [--search]
+
+Prints, for the shipped torch model (float32, and bfloat16 where the CPU has it natively, as
+`analyze` runs it there), for `moodlens export text` with and without `--quantize int8`, and
+for an int8 model with every weight MatMul quantized (what --quantize int8 does not do):
+emotion and sentiment weighted F1 on every dev row, how often each export's argmax agrees with
+torch float32, the largest probability difference, and the time to score all rows (2 threads
+on the reference machine; batches of 64, length-sorted, as `analyze` batches them).
+
+--search also quantizes one group of weight MatMuls at a time (attention q, k, v, o; the
+feed-forward input and output projections) and prints how often each alone still agrees with
+float32: the measurement behind keeping the feed-forward outputs in float.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV = ROOT.parent / "shared" / "data" / "meld" / "MELD" / "dev_sent_emo.csv"
+GROUPS = ("attn/q", "attn/k", "attn/v", "attn/o", "intermediate/dense", "output/dense")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--meld-csv", type=Path, default=DEV)
+    parser.add_argument("--search", action="store_true")
+    args = parser.parse_args()
+    if not args.meld_csv.is_file():
+        sys.exit(f"{args.meld_csv} is absent: this benchmark needs MELD dev in ../shared")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    from sklearn.metrics import f1_score
+
+    from moodlens.data.meld import dialogue_texts, read_meld_csv
+    from moodlens.export import export_text
+    from moodlens.features import text_with_context
+    from moodlens.models.text import OnnxTextExpert, classify_pairs, fast_bf16, load_text_expert
+
+    rows = read_meld_csv(args.meld_csv)
+    torch_model = load_text_expert()
+    pairs = [text_with_context(h, torch_model.config.context_turns) for h in dialogue_texts(rows)]
+    targets, contexts = [p[0] for p in pairs], [p[1] for p in pairs]
+    truth_e, truth_s = np.array([r.emotion for r in rows]), np.array([r.sentiment for r in rows])
+
+    def timed(predict: object) -> tuple[np.ndarray, np.ndarray, float]:
+        start = time.perf_counter()
+        emotion, sentiment = predict()
+        return emotion, sentiment, time.perf_counter() - start
+
+    def torch_run(bf16: bool) -> tuple[np.ndarray, np.ndarray]:
+        return classify_pairs(torch_model.model, torch_model.tokenizer, contexts, targets,
+                              torch_model.config.max_tokens, bf16=bf16)
+
+    results = {"torch float32 (shipped)": timed(lambda: torch_run(False))}
+    if fast_bf16():
+        results["torch bfloat16 (analyze here)"] = timed(lambda: torch_run(True))
+    reference = results["torch float32 (shipped)"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for quantize in (None, "int8"):
+            folder = Path(tmp) / (quantize or "float32")
+            report = export_text(folder, quantize=quantize)
+            expert = OnnxTextExpert(folder)
+            label = f"ONNX {quantize or 'float32'} ({report.size_bytes / 1e6:.0f} MB)"
+            results[label] = timed(lambda expert=expert: expert.predict(targets, contexts))
+        # what `--quantize int8` avoids: every weight MatMul in int8, the feed-forward outputs too
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        every = Path(tmp) / "every"
+        every.mkdir()
+        for item in (Path(tmp) / "int8").iterdir():
+            if item.name != "model.onnx":
+                (every / item.name).write_bytes(item.read_bytes())
+        quantize_dynamic(str(Path(tmp) / "float32" / "model.onnx"), str(every / "model.onnx"),
+                         weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True)
+        expert = OnnxTextExpert(every)
+        results["ONNX int8, every MatMul"] = timed(lambda: expert.predict(targets, contexts))
+        if args.search:
+            search(Path(tmp) / "float32" / "model.onnx", reference, targets, contexts, torch_model)
+
+    print(f"{args.meld_csv.name}: {len(rows)} rows; agreement and differences are against torch float32")
+    print(f"{'model':34}{'emotion wF1':>12}{'sentiment wF1':>15}{'agree e/s':>14}{'max |dp|':>10}{'seconds':>9}")
+    for name, (emotion, sentiment, seconds) in results.items():
+        wf1 = [f1_score(t, p.argmax(1), average="weighted") for t, p in ((truth_e, emotion), (truth_s, sentiment))]
+        agree = [(p.argmax(1) == r.argmax(1)).mean() for p, r in ((emotion, reference[0]), (sentiment, reference[1]))]
+        diff = max(np.abs(emotion - reference[0]).max(), np.abs(sentiment - reference[1]).max())
+        print(f"{name:34}{wf1[0]:>12.4f}{wf1[1]:>15.4f}{agree[0]:>8.3f}/{agree[1]:.3f}{diff:>10.3f}{seconds:>9.1f}")
+
+
+def search(plain: Path, reference: tuple, targets: list[str], contexts: list[str], torch_model: object) -> None:
+    """Each group of weight MatMuls quantized alone: agreement with float32 on the first 300 rows."""
+    import onnxruntime
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from moodlens.export import _weight_matmuls
+    from moodlens.models.text import ONNX_INPUTS, score_in_batches
+
+    names = _weight_matmuls(plain)
+    for group in GROUPS:
+        chosen = [n for n in names if f"/{group}/MatMul" in n and (group != "output/dense" or "attention" not in n)]
+        out = plain.with_name(f"only-{group.replace('/', '-')}.onnx")
+        quantize_dynamic(str(plain), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                         per_channel=True, nodes_to_exclude=[n for n in names if n not in chosen])
+        session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        emotion, _ = score_in_batches(
+            lambda tokens, session=session: tuple(session.run(None, {k: tokens[k].numpy() for k in ONNX_INPUTS})),
+            torch_model.tokenizer, contexts[:300], targets[:300], torch_model.config.max_tokens)
+        agree = (emotion.argmax(1) == reference[0][:300].argmax(1)).mean()
+        print(f"only {group:20} int8 ({len(chosen)} MatMuls): emotion argmax agrees on {agree:.3f} of 300 dev rows")
+        out.unlink()
+
+
+if __name__ == "__main__":
+    main()
