@@ -57,6 +57,32 @@ def test_a_short_utterance_with_no_face_is_unknown_and_says_why() -> None:
     assert "too short" in found.details[1]["reason"] and "0.20 s" in found.details[1]["reason"]
 
 
+def test_one_utterance_to_name_is_s1_without_any_voice() -> None:
+    """Nothing to tell it apart from: no embedding is needed, even for a short one."""
+    for names in ({}, {0: "Ross", 2: "Rachel"}):
+        evidence = SpeakerEvidence(tracks=[None] * 3) if names else SpeakerEvidence(tracks=["F1"])
+        found = diarize(utterances(3 if names else 1, names), evidence)
+        todo = 1 if names else 0
+        assert found.labels[todo] == "S1"
+        assert found.details[todo]["by"] == "only utterance to name"
+        assert found.method == "single utterance (nothing to tell apart)"
+    assert found.labels == ["Ross", "S1", "Rachel"]
+    # without audio a lone window with no face still has no speaker
+    alone = diarize(utterances(1), SpeakerEvidence(tracks=[None], has_audio=False))
+    assert alone.labels == [UNKNOWN]
+
+
+def test_gathering_skips_the_voice_when_one_utterance_needs_a_name() -> None:
+    from moodlens.speakers import gather_evidence
+
+    class Refuses:
+        def embed(self, clips: object) -> None:
+            raise AssertionError("no embedding should be computed")
+
+    evidence = gather_evidence(utterances(1), [None], "/no/such/file.mp4", Refuses(), [])  # type: ignore[arg-type]
+    assert evidence.has_audio and not evidence.embeddings
+
+
 def test_the_talking_face_carries_a_short_utterance_to_its_speaker() -> None:
     heard = voices("AB")
     evidence = SpeakerEvidence({0: heard[0], 2: heard[1]}, {0: 1.5, 1: 0.2, 2: 1.5}, ["F1", "F1", "F2"])

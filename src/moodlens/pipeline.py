@@ -116,12 +116,12 @@ def _speakers(media: MediaContext, utterances: list[Utterance], results: list[Ut
     media.report("speakers", 0.0)
     tracks = [face_track(r.per_modality.get("face")) for r in results]
     encoder = None
-    if media.info.has_audio and any(not u.speaker for u in utterances):
+    if media.info.has_audio and sum(not u.speaker for u in utterances) >= 2:  # one alone needs no voice
         try:
             encoder = load_speaker_encoder(options.device)
         except ModelNotFoundError as err:
             media.notes.append(f"speakers: no voice embeddings ({err}); face tracks only")
-    evidence = gather_evidence(utterances, tracks, media.info.path if encoder else None, encoder,
+    evidence = gather_evidence(utterances, tracks, media.info.path if media.info.has_audio else None, encoder,
                                media.notes, media.damage)
     found = diarize(utterances, evidence, options.speakers)
     media.report("speakers", 1.0)

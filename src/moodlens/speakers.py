@@ -113,6 +113,12 @@ def diarize(utterances: Sequence[Utterance], evidence: SpeakerEvidence, count: i
     if not todo:
         return Diarization(labels, details, "transcript" if n else "none")
     tracks = evidence.tracks or [None] * n
+    if len(todo) == 1 and evidence.has_audio:
+        # one voice to name and none to tell it from: no embedding needed (most short clips)
+        (i,) = todo
+        labels[i] = "S1"
+        details[i] = {"by": "only utterance to name"} | ({"face_track": tracks[i]} if tracks[i] else {})
+        return Diarization(labels, details, "single utterance (nothing to tell apart)")
 
     cluster_of: dict[int, int] = {}
     if evidence.has_audio:
@@ -173,7 +179,10 @@ def padded_spans(utterances: Sequence[Utterance], pad: float = PAD_SECONDS) -> l
 def gather_evidence(utterances: Sequence[Utterance], tracks: Sequence[str | None], path: str | None,
                     encoder: SpeakerEncoder | None, notes: list[str], damage: object = None) -> SpeakerEvidence:
     """Embed the audio of every utterance that has at least MIN_VOICE_SECONDS of it (up to
-    MAX_VOICE_SECONDS), streamed from `path`; no audio (path None) gives face tracks only."""
+    MAX_VOICE_SECONDS), streamed from `path`; no audio (path None), or no encoder, gives face
+    tracks only. With fewer than two utterances to name there is nothing to embed."""
+    if path is not None and sum(not u.speaker for u in utterances) < 2:
+        return SpeakerEvidence(tracks=list(tracks))  # one utterance to name needs no voice to tell it apart
     if path is None or encoder is None:
         return SpeakerEvidence(tracks=list(tracks), has_audio=False)
     spans = padded_spans(utterances)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -64,3 +66,39 @@ def test_order_of_inputs_does_not_change_results() -> None:
 def test_missing_weights_file() -> None:
     with pytest.raises(FileNotFoundError):
         TextExpert("/nonexistent/heads.safetensors")
+
+
+def test_merge_without_peft_equals_peft_merge() -> None:
+    """LoraTextExpert merges the adapters itself (importing peft costs 2.3 s at start-up); the
+    weights must be the ones peft's own merge_and_unload gives."""
+    from safetensors.torch import load_file
+
+    from moodlens.models.text import build_lora_classifier
+
+    shipped = TextHeadWeights.MELD_MPNET_LORA_V1.path
+    ours = LoraTextExpert(shipped).model.state_dict()
+    reference, _ = build_lora_classifier(LoraTextExpert(shipped).config)
+    reference.load_state_dict(load_file(str(shipped)), strict=False)
+    reference.encoder = reference.encoder.merge_and_unload()
+    theirs = reference.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert max(float((ours[k] - theirs[k]).abs().max()) for k in ours) < 1e-5
+    from moodlens.models.text import pretrained_encoder
+
+    raw = pretrained_encoder(LoraTextExpert(shipped).config)[0].state_dict()
+    key = "encoder.layer.0.attention.attn.q.weight"
+    assert float((ours[f"encoder.{key}"] - raw[key]).abs().max()) > 1e-3  # the adapters did change it
+
+
+def test_a_file_without_adapters_is_refused(tmp_path: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    shipped = TextHeadWeights.MELD_MPNET_LORA_V1.path
+    with safe_open(str(shipped), "pt") as handle:
+        metadata = handle.metadata()
+    heads_only = {k: v for k, v in load_file(str(shipped)).items() if not k.startswith("encoder.")}
+    broken = tmp_path / "heads.safetensors"
+    save_file(heads_only, str(broken), metadata)
+    with pytest.raises(ValueError, match="not a LoRA text model"):
+        LoraTextExpert(broken)

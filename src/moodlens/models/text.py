@@ -1,6 +1,6 @@
 """Text experts, each giving emotion and sentiment probabilities for an utterance in context.
 
-- LoraTextExpert (the default): MiniLM fine-tuned on MELD through LoRA adapters, reading the
+- LoraTextExpert (the default): MPNet fine-tuned on MELD through LoRA adapters, reading the
   previous turns as segment A and the utterance as segment B, pooled over the utterance.
 - TextExpert: a frozen MiniLM and small MLP heads (the first model; `moodlens train-text`).
 - OnnxTextExpert: a LoRA model exported to ONNX, float32 or int8 (`moodlens export text`).
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -23,6 +24,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from moodlens.labels import EMOTIONS, SENTIMENTS
+from moodlens.models.mpnet import MPNetModel, PairTokenizer, is_mpnet
 from moodlens.models.weights import resolve_text_encoder, shipped
 from moodlens.options import EXPORT_MANIFEST
 
@@ -205,16 +207,24 @@ class ContextualTextClassifier(nn.Module):
         return self.emotion(pooled), self.sentiment(pooled)
 
 
-def build_lora_classifier(config: LoraTextConfig) -> tuple[ContextualTextClassifier, object]:
-    """The packaged (or hub) encoder wrapped with fresh LoRA adapters, and its tokenizer."""
-    from peft import LoraConfig, get_peft_model
+def pretrained_encoder(config: TextInputConfig, native: bool = False) -> tuple[nn.Module, object]:
+    """The packaged (or hub) encoder, as published, and its tokenizer. `native`: MPNet as our
+    own module (models/mpnet.py), for inference without importing transformers (2.5 s)."""
+    folder = resolve_text_encoder(config.encoder)
+    if native and is_mpnet(Path(folder)):
+        return MPNetModel.from_folder(Path(folder)), PairTokenizer(Path(folder))
     from transformers import AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    folder = resolve_text_encoder(config.encoder)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    base = AutoModel.from_pretrained(folder, add_pooling_layer=False)
+    return AutoModel.from_pretrained(folder, add_pooling_layer=False), AutoTokenizer.from_pretrained(folder)
+
+
+def build_lora_classifier(config: LoraTextConfig) -> tuple[ContextualTextClassifier, object]:
+    """The encoder wrapped with fresh LoRA adapters (for training), and its tokenizer."""
+    from peft import LoraConfig, get_peft_model
+
+    base, tokenizer = pretrained_encoder(config)
     lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=LORA_TARGETS)
     with warnings.catch_warnings():
@@ -222,6 +232,27 @@ def build_lora_classifier(config: LoraTextConfig) -> tuple[ContextualTextClassif
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         encoder = get_peft_model(base, lora)
     return ContextualTextClassifier(encoder, base.config.hidden_size), tokenizer
+
+
+PEFT_PREFIX = "encoder.base_model.model."  # where peft's wrapper puts the encoder's own modules
+
+
+@torch.no_grad()
+def merge_lora(encoder: nn.Module, trained: dict[str, torch.Tensor], scaling: float) -> int:
+    """W += B·A·scaling for every adapted linear layer of a saved LoRA classifier: what peft's
+    merge_and_unload computes, done here because importing peft alone costs 2.3 s at start-up.
+    Returns how many layers were merged."""
+    modules = dict(encoder.named_modules())
+    merged = 0
+    for key, down in trained.items():
+        if not key.startswith(PEFT_PREFIX) or ".lora_A." not in key:
+            continue
+        name, _, adapter = key[len(PEFT_PREFIX):].partition(".lora_A.")
+        up = trained[f"{PEFT_PREFIX}{name}.lora_B.{adapter}"]
+        layer = modules[name]
+        layer.weight += (up.to(layer.weight.dtype) @ down.to(layer.weight.dtype)) * scaling
+        merged += 1
+    return merged
 
 
 def encode_pairs(tokenizer: object, contexts: Sequence[str], targets: Sequence[str], max_tokens: int
@@ -303,14 +334,16 @@ class LoraTextExpert:
             raw = handle.metadata() or {}
         self.config = LoraTextConfig(**json.loads(raw["model"]))
         self.metadata = {k: json.loads(v) for k, v in raw.items() if k != "model"}
-        model, self.tokenizer = build_lora_classifier(self.config)
+        encoder, self.tokenizer = pretrained_encoder(self.config, native=True)
         trained = load_file(str(path))
-        missing = [k for k in model.state_dict() if k not in trained and ("lora_" in k or
-                                                                           not k.startswith("encoder."))]
-        if missing:
-            raise ValueError(f"{path}: not a LoRA text model (missing {missing[:3]})")
-        model.load_state_dict(trained, strict=False)
-        model.encoder = model.encoder.merge_and_unload()  # plain encoder speed at inference
+        adapted = sum(1 for name in dict(encoder.named_modules()) if re.fullmatch(LORA_TARGETS, name))
+        merged = merge_lora(encoder, trained, self.config.lora_alpha / self.config.lora_rank)
+        if not merged or merged != adapted:
+            raise ValueError(f"{path}: not a LoRA text model ({merged} adapted layers of {adapted})")
+        model = ContextualTextClassifier(encoder, encoder.config.hidden_size)
+        for name in ("emotion", "sentiment"):
+            own = {k.removeprefix(f"{name}."): v for k, v in trained.items() if k.startswith(f"{name}.")}
+            getattr(model, name).load_state_dict(own)
         self.model = model.to(device).eval()
         self.device = device
         self.description = (f"{self.config.encoder} + LoRA r={self.config.lora_rank} fine-tuned on MELD, "

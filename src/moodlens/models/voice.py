@@ -2,11 +2,14 @@
 
 No speech-emotion model ships in any package, so the head is trained here (`moodlens
 train-voice`). The encoder is the Whisper tiny.en that ASR already loads, so the voice expert
-costs one extra encoder pass per 30 s window and no extra download.
+costs no extra download.
 
-Whisper always encodes a 30-second window. Utterances are packed into windows, each followed
-by a short gap, and each utterance's states are pooled over its own frames; training packs its
-clips the same way (`pack_windows`), so the head sees at inference what it saw in training.
+Each utterance is encoded on its own, at its own length plus GAP_SECONDS of silence, not padded
+to Whisper's 30 s (CTranslate2 takes shorter inputs): a 2 s clip costs 1/20 of a 30 s window.
+Alone, because packing clips into shared windows let each clip's states borrow its neighbours'
+emotion. Training encodes its clips the same way, and the head records its window, so it sees
+at inference what it saw in training. (ASR cannot do this: Whisper's decoder writes nothing, or
+hallucinates, without the padded 30 s window.)
 """
 
 from __future__ import annotations
@@ -29,9 +32,16 @@ from moodlens.models.weights import shipped
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
-WINDOW_SECONDS = 30.0
+WINDOW_SECONDS = 30.0  # the most Whisper's encoder reads at once
+HOP = 160  # samples per mel frame (10 ms)
 FRAME_SECONDS = 0.02  # one encoder state per 20 ms
-GAP_SECONDS = 0.3  # silence after each packed clip
+GAP_SECONDS = 0.3  # silence after each clip
+# Silence a clip is padded to, at least. Held-out RAVDESS actors 17-20 (`moodlens train-voice`),
+# each clip alone in a window of at least this many seconds: own length (0) 0.721, 5 s 0.738,
+# 10 s 0.742, 30 s 0.758, all within one standard error (0.03) of each other. Padding costs every
+# utterance that much encoder time, which on a video of short utterances is more than the old
+# packed windows cost, so none is added.
+MIN_WINDOW_SECONDS = 0.0
 MAX_CLIP_SECONDS = 12.0  # longer utterances are read from their first 12 s
 MIN_CLIP_SECONDS = 0.3  # shorter than this, the voice expert says "too short" instead of guessing
 
@@ -55,6 +65,9 @@ class VoiceHeadConfig:
     # with few, one-sided utterances is not centred on its own emotion. Without it, a head
     # trained on RAVDESS reads EmoDB as one class (balanced accuracy 0.22 against 0.31).
     shrink: float = 10.0
+    # Each clip was encoded alone, padded with silence to at least this many seconds. Heads from
+    # before (files without the field) read 30 s packed windows; they are refused, not misread.
+    min_window_seconds: float = MIN_WINDOW_SECONDS
 
 
 @dataclass
@@ -105,6 +118,9 @@ class VoiceHead:
         except (SafetensorError, OSError, KeyError, ValueError, TypeError) as err:
             raise ModelNotFoundError(f"{path}: not a moodlens voice head ({type(err).__name__}: "
                                      f"{str(err).splitlines()[0][:120]})") from None
+        if "min_window_seconds" not in raw:
+            raise ModelNotFoundError(f"{path}: a voice head for 30 s packed windows (an older moodlens); "
+                                     "retrain it with `moodlens train-voice`")
         if tensors["weight"].shape != (len(config.classes), config.dim):
             raise ModelNotFoundError(f"{path}: not a moodlens voice head (weight shape "
                                      f"{tensors['weight'].shape} for {len(config.classes)} classes)")
@@ -120,54 +136,36 @@ def center(features: np.ndarray, reference: np.ndarray, shrink: float) -> np.nda
     return features - (count * features.mean(0) + shrink * reference) / (count + shrink)
 
 
-Span = tuple[Any, float, float]  # (key, start s, end s) inside a window
-
-
-def pack_windows(clips: Iterable[tuple[Any, np.ndarray]]) -> Iterator[tuple[np.ndarray, list[Span]]]:
-    """Pack (key, samples) clips into 30 s windows: (window samples, [(key, start s, end s)]).
-
-    Each clip is cut to MAX_CLIP_SECONDS and followed by GAP_SECONDS of silence.
-    """
-    window_len = int(WINDOW_SECONDS * SAMPLE_RATE)
-    gap = np.zeros(int(GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
-    pieces: list[np.ndarray] = []
-    spans: list[Span] = []
-    position = 0
-    for key, samples in clips:
-        samples = np.asarray(samples, dtype=np.float32)[: int(MAX_CLIP_SECONDS * SAMPLE_RATE)]
-        if position + samples.size > window_len and spans:
-            yield np.concatenate(pieces), spans
-            pieces, spans, position = [], [], 0
-        spans.append((key, position / SAMPLE_RATE, (position + samples.size) / SAMPLE_RATE))
-        pieces += [samples, gap]
-        position += samples.size + gap.size
-    if spans:
-        yield np.concatenate(pieces), spans
-
-
 class WhisperStates:
-    """Encoder states of a faster-whisper model, pooled per packed clip."""
+    """Encoder states of a faster-whisper model, pooled per clip."""
 
-    def __init__(self, whisper: WhisperModel) -> None:
+    def __init__(self, whisper: WhisperModel, min_window_seconds: float = MIN_WINDOW_SECONDS) -> None:
         self.whisper = whisper
+        self.min_window = int(min_window_seconds * SAMPLE_RATE)
 
-    def encode(self, window: np.ndarray) -> np.ndarray:
-        """(1500, d) states for up to 30 s of 16 kHz audio."""
+    def encode(self, samples: np.ndarray) -> np.ndarray:
+        """(frames, d) states, one per 20 ms, for up to 30 s of 16 kHz audio, at its own length."""
         import ctranslate2
 
-        window = np.pad(window, (0, max(0, int(WINDOW_SECONDS * SAMPLE_RATE) - window.size)))
-        mel = self.whisper.feature_extractor(window[: int(WINDOW_SECONDS * SAMPLE_RATE)])[:, :3000]
+        samples = samples[: int(WINDOW_SECONDS * SAMPLE_RATE)]
+        # the encoder halves the mel frames (10 ms each): an even count keeps one state per 20 ms
+        frames = 2 * max(1, -(-samples.size // (2 * HOP)))
+        mel = self.whisper.feature_extractor(samples)[:, :frames]
+        mel = np.pad(mel, ((0, 0), (0, frames - mel.shape[1])))
         features = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None], dtype=np.float32))
         return np.asarray(self.whisper.model.encode(features, to_cpu=True))[0]
 
     def pooled(self, clips: Iterable[tuple[Any, np.ndarray]]) -> Iterator[tuple[Any, np.ndarray]]:
-        """(key, mean ; std of the clip's states) for each clip, lazily, window by window."""
-        for window, spans in pack_windows(clips):
-            states = self.encode(window)
-            for key, start, end in spans:
-                first = int(start / FRAME_SECONDS)
-                part = states[first : max(first + 1, int(end / FRAME_SECONDS))]
-                yield key, np.concatenate([part.mean(0), part.std(0)]).astype(np.float32)
+        """(key, mean ; std of the clip's states) for each clip, lazily. Each clip is cut to
+        MAX_CLIP_SECONDS, followed by at least GAP_SECONDS of silence (up to the minimum window),
+        and encoded alone."""
+        gap = np.zeros(int(GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
+        for key, samples in clips:
+            samples = np.asarray(samples, dtype=np.float32)[: int(MAX_CLIP_SECONDS * SAMPLE_RATE)]
+            window = np.concatenate([samples, gap])
+            states = self.encode(np.pad(window, (0, max(0, self.min_window - window.size))))
+            part = states[: max(1, int(samples.size / SAMPLE_RATE / FRAME_SECONDS))]
+            yield key, np.concatenate([part.mean(0), part.std(0)]).astype(np.float32)
 
 
 @lru_cache(maxsize=2)
@@ -179,7 +177,8 @@ def encoder_for(head: VoiceHead, device: str = "cpu") -> WhisperStates:
     """The head's own encoder (the ASR model when they are the same, loaded once)."""
     from moodlens.utterances import TranscribeOptions, load_asr_model
 
-    return WhisperStates(load_asr_model(TranscribeOptions(model=head.config.encoder, device=device)))
+    whisper = load_asr_model(TranscribeOptions(model=head.config.encoder, device=device))
+    return WhisperStates(whisper, head.config.min_window_seconds)
 
 
 def full_distribution(classes: Sequence[str], probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
