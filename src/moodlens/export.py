@@ -55,9 +55,10 @@ def export_text(out: str | Path, weights: str | None = None, quantize: str | Non
     if quantize not in (None, *QUANTIZE):
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
     started = time.perf_counter()
-    expert = load_text_expert(weights, "cpu")
-    if not isinstance(expert, LoraTextExpert):
+    if not isinstance(load_text_expert(weights, "cpu"), LoraTextExpert):
         raise ValueError("only LoRA text models (finetune-text, and the shipped one) can be exported")
+    # transformers' graph, on which the int8 layer choice (FLOAT_NODES) was measured
+    expert = LoraTextExpert(weights, "cpu", native=False)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     example = encode_pairs(expert.tokenizer, ["Where were you?"], ["I was at the hotel."], expert.config.max_tokens)

@@ -188,6 +188,7 @@ class PairTokenizer:
     def __init__(self, folder: Path) -> None:
         from tokenizers import Tokenizer
 
+        self.folder = folder
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         special = json.loads((folder / "special_tokens_map.json").read_text(encoding="utf-8"))
         pad = special.get("pad_token", "<pad>")
@@ -203,3 +204,14 @@ class PairTokenizer:
         return PairEncoding({"input_ids": torch.tensor([e.ids for e in encoded]),
                              "attention_mask": torch.tensor([e.attention_mask for e in encoded])},
                             [e.sequence_ids for e in encoded])
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Copy the tokenizer's files, as transformers' save_pretrained would (`moodlens export`)."""
+        import shutil
+
+        for name in TOKENIZER_FILES:
+            if (self.folder / name).is_file():
+                shutil.copyfile(self.folder / name, Path(folder) / name)
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")

@@ -328,13 +328,13 @@ class LoraTextExpert:
 
     name = "text"
 
-    def __init__(self, weights: str | Path | None = None, device: str = "cpu") -> None:
+    def __init__(self, weights: str | Path | None = None, device: str = "cpu", native: bool = True) -> None:
         path = Path(weights) if weights else DEFAULT_TEXT_WEIGHTS.path
         with safe_open(str(path), framework="pt") as handle:
             raw = handle.metadata() or {}
         self.config = LoraTextConfig(**json.loads(raw["model"]))
         self.metadata = {k: json.loads(v) for k, v in raw.items() if k != "model"}
-        encoder, self.tokenizer = pretrained_encoder(self.config, native=True)
+        encoder, self.tokenizer = pretrained_encoder(self.config, native=native)
         trained = load_file(str(path))
         adapted = sum(1 for name in dict(encoder.named_modules()) if re.fullmatch(LORA_TARGETS, name))
         merged = merge_lora(encoder, trained, self.config.lora_alpha / self.config.lora_rank)
