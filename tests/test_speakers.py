@@ -58,15 +58,18 @@ def test_a_short_utterance_with_no_face_is_unknown_and_says_why() -> None:
 
 
 def test_one_utterance_to_name_is_s1_without_any_voice() -> None:
-    """Nothing to tell it apart from: no embedding is needed, even for a short one."""
+    """Nothing to tell it apart from: no embedding is needed. A very short one is still unknown."""
     for names in ({}, {0: "Ross", 2: "Rachel"}):
-        evidence = SpeakerEvidence(tracks=[None] * 3) if names else SpeakerEvidence(tracks=["F1"])
-        found = diarize(utterances(3 if names else 1, names), evidence)
+        count = 3 if names else 1
         todo = 1 if names else 0
+        evidence = SpeakerEvidence(voiced_seconds={todo: 1.5}, tracks=[None] * count if names else ["F1"])
+        found = diarize(utterances(count, names), evidence)
         assert found.labels[todo] == "S1"
         assert found.details[todo]["by"] == "only utterance to name"
         assert found.method == "single utterance (nothing to tell apart)"
     assert found.labels == ["Ross", "S1", "Rachel"]
+    short = diarize(utterances(1), SpeakerEvidence(voiced_seconds={0: 0.3}, tracks=[None]))
+    assert short.labels == [UNKNOWN] and "too short" in short.details[0]["reason"]
     # without audio a lone window with no face still has no speaker
     alone = diarize(utterances(1), SpeakerEvidence(tracks=[None], has_audio=False))
     assert alone.labels == [UNKNOWN]
@@ -81,6 +84,7 @@ def test_gathering_skips_the_voice_when_one_utterance_needs_a_name() -> None:
 
     evidence = gather_evidence(utterances(1), [None], "/no/such/file.mp4", Refuses(), [])  # type: ignore[arg-type]
     assert evidence.has_audio and not evidence.embeddings
+    assert evidence.voiced_seconds == {0: pytest.approx(1.75)}  # 0-1.5 s, padded 0.25 s after (none before 0)
 
 
 def test_the_talking_face_carries_a_short_utterance_to_its_speaker() -> None:

@@ -113,7 +113,7 @@ def diarize(utterances: Sequence[Utterance], evidence: SpeakerEvidence, count: i
     if not todo:
         return Diarization(labels, details, "transcript" if n else "none")
     tracks = evidence.tracks or [None] * n
-    if len(todo) == 1 and evidence.has_audio:
+    if len(todo) == 1 and evidence.has_audio and evidence.voiced_seconds.get(todo[0], 0.0) >= MIN_VOICE_SECONDS:
         # one voice to name and none to tell it from: no embedding needed (most short clips)
         (i,) = todo
         labels[i] = "S1"
@@ -182,7 +182,11 @@ def gather_evidence(utterances: Sequence[Utterance], tracks: Sequence[str | None
     MAX_VOICE_SECONDS), streamed from `path`; no audio (path None), or no encoder, gives face
     tracks only. With fewer than two utterances to name there is nothing to embed."""
     if path is not None and sum(not u.speaker for u in utterances) < 2:
-        return SpeakerEvidence(tracks=list(tracks))  # one utterance to name needs no voice to tell it apart
+        # one utterance to name needs no voice to tell it apart; only its length (padded) counts
+        spans = padded_spans(utterances)
+        return SpeakerEvidence(voiced_seconds={i: min(end - start, MAX_VOICE_SECONDS) for i, (start, end)
+                                               in enumerate(spans) if not utterances[i].speaker},
+                               tracks=list(tracks))
     if path is None or encoder is None:
         return SpeakerEvidence(tracks=list(tracks), has_audio=False)
     spans = padded_spans(utterances)
