@@ -44,10 +44,10 @@ def main() -> None:
     from moodlens.data.meld import dialogue_texts, read_meld_csv
     from moodlens.export import export_text
     from moodlens.features import text_with_context
-    from moodlens.models.text import OnnxTextExpert, classify_pairs, fast_bf16, load_text_expert
+    from moodlens.models.text import LoraTextExpert, OnnxTextExpert, classify_pairs, fast_bf16
 
     rows = read_meld_csv(args.meld_csv)
-    torch_model = load_text_expert()
+    torch_model = LoraTextExpert(None, "cpu", native=False)  # float32 weights; bf16 by autocast only
     pairs = [text_with_context(h, torch_model.config.context_turns) for h in dialogue_texts(rows)]
     targets, contexts = [p[0] for p in pairs], [p[1] for p in pairs]
     truth_e, truth_s = np.array([r.emotion for r in rows]), np.array([r.sentiment for r in rows])

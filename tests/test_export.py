@@ -10,7 +10,7 @@ import pytest
 
 from moodlens.cli import app
 from moodlens.export import FLOAT_NODES, export_text
-from moodlens.models.text import MANIFEST, OnnxTextExpert, classify_pairs, load_text_expert
+from moodlens.models.text import MANIFEST, LoraTextExpert, OnnxTextExpert, classify_pairs
 from moodlens.options import AnalyzeOptions
 from moodlens.pipeline import analyze
 from tests.conftest import DEMO, MELD_DIR, need_shared
@@ -32,7 +32,7 @@ def dev_lines() -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
     from moodlens.features import text_with_context
 
     rows = read_meld_csv(need_shared(MELD_DIR / "dev_sent_emo.csv"))[:200]
-    model = load_text_expert()
+    model = LoraTextExpert(None, "cpu", native=False)  # float32 weights, as exported
     pairs = [text_with_context(h, model.config.context_turns) for h in dialogue_texts(rows)]
     targets, contexts = [p[0] for p in pairs], [p[1] for p in pairs]
     emotion, sentiment = classify_pairs(model.model, model.tokenizer, contexts, targets, model.config.max_tokens)

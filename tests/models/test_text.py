@@ -68,15 +68,20 @@ def test_missing_weights_file() -> None:
         TextExpert("/nonexistent/heads.safetensors")
 
 
-def test_merge_without_peft_equals_peft_merge() -> None:
+def test_merge_without_peft_equals_peft_merge(monkeypatch: pytest.MonkeyPatch) -> None:
     """LoraTextExpert merges the adapters itself (importing peft costs 2.3 s at start-up); the
     weights must be the ones peft's own merge_and_unload gives."""
     from safetensors.torch import load_file
 
-    from moodlens.models.text import build_lora_classifier
+    from moodlens.models.text import build_lora_classifier, fast_bf16
 
     shipped = TextHeadWeights.MELD_MPNET_LORA_V1.path
-    ours = LoraTextExpert(shipped).model.state_dict()
+    monkeypatch.setenv("MOODLENS_BF16", "0")  # float32 weights, to compare exactly
+    fast_bf16.cache_clear()
+    try:
+        ours = LoraTextExpert(shipped).model.state_dict()
+    finally:
+        fast_bf16.cache_clear()
     reference, _ = build_lora_classifier(LoraTextExpert(shipped).config)
     reference.load_state_dict(load_file(str(shipped)), strict=False)
     reference.encoder = reference.encoder.merge_and_unload()
@@ -102,3 +107,28 @@ def test_a_file_without_adapters_is_refused(tmp_path: Path) -> None:
     save_file(heads_only, str(broken), metadata)
     with pytest.raises(ValueError, match="not a LoRA text model"):
         LoraTextExpert(broken)
+
+
+def test_bf16_weights_give_what_autocast_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where bf16 is used, the linear layers' weights are stored in bf16 once rather than cast by
+    autocast on every call: the probabilities must be the same."""
+    import torch
+
+    from moodlens.models.text import classify_pairs, fast_bf16
+
+    lines = ["Oh my God, he's lost it. He's totally lost it.", "What?", "I'm so happy for you!"]
+    contexts = ["", "Joey, where were you?", "We're getting married!"]
+    try:
+        monkeypatch.setenv("MOODLENS_BF16", "0")
+        fast_bf16.cache_clear()
+        plain = LoraTextExpert()
+        assert not plain.bf16 and plain.model.emotion.weight.dtype == torch.float32
+        monkeypatch.setenv("MOODLENS_BF16", "1")
+        fast_bf16.cache_clear()
+        stored = LoraTextExpert()
+        assert stored.bf16 and stored.model.emotion.weight.dtype == torch.bfloat16
+        autocast = classify_pairs(plain.model, plain.tokenizer, contexts, lines, plain.config.max_tokens, bf16=True)
+        for ours, theirs in zip(stored.predict(lines, contexts), autocast, strict=True):
+            assert np.abs(ours - theirs).max() < 1e-6
+    finally:
+        fast_bf16.cache_clear()
