@@ -490,6 +490,9 @@ def train_voice(
     eval_layout: Annotated[list[str] | None, typer.Option(help="Layout of each --eval-data.")] = None,
     trained_on: Annotated[str | None, typer.Option(help="How the file describes its data and licence "
                                                         "(modalities.voice.trained_on).")] = None,
+    min_window_seconds: Annotated[float, typer.Option(
+        min=0.0, max=30.0, help="Pad each clip with silence to at least this many seconds before encoding; "
+                                "the head records it, and analysis encodes the same way.")] = 0.0,
 ) -> None:
     """Train a voice-emotion head on Whisper tiny.en states; select on held-out speakers, refit on all."""
     from pathlib import PurePosixPath
@@ -503,7 +506,7 @@ def train_voice(
     source = PurePosixPath(data.rstrip("/")).name
     try:
         with local_tree(data) as local_data, staged_output(out) as local_out:
-            clips, result, report = _fit_voice_head(local_data, layout, heldout, evals)
+            clips, result, report = _fit_voice_head(local_data, layout, heldout, evals, min_window_seconds)
             report["data"] = data if is_s3(data) else str(Path(data))  # where it came from, not a spool folder
             result.head.metadata.update({
                 "kind": "voice-head", "classes": list(result.head.config.classes), "evaluation": report,
@@ -526,19 +529,19 @@ def train_voice(
     console.print(f"wrote {out}", highlight=False)
 
 
-def _fit_voice_head(data: Path, layout: str, heldout: str | None,
-                    evals: list[tuple[Path, str]]) -> tuple[list, object, dict]:
+def _fit_voice_head(data: Path, layout: str, heldout: str | None, evals: list[tuple[Path, str]],
+                    min_window_seconds: float = 0.0) -> tuple[list, object, dict]:
     from moodlens.models.voice import WhisperStates
     from moodlens.training.voice import clip_features, default_heldout, evaluate_head, find_clips, train_head
     from moodlens.utterances import TranscribeOptions, load_asr_model
 
     clips = find_clips(data, layout)
     held = [h.strip() for h in heldout.split(",")] if heldout else default_heldout(clips)
-    encoder = WhisperStates(load_asr_model(TranscribeOptions(model="tiny.en")))
+    encoder = WhisperStates(load_asr_model(TranscribeOptions(model="tiny.en")), min_window_seconds)
     with _progress() as progress:
         task = progress.add_task(f"encoding {len(clips)} clips", total=len(clips))
         features = clip_features(clips, encoder, lambda done, total: progress.update(task, completed=done))
-    result = train_head(features, clips, held)
+    result = train_head(features, clips, held, min_window_seconds=min_window_seconds)
     report = {"data": str(data), "layout": layout, "clips": len(clips),
               "speakers": len({c.speaker for c in clips}), "heldout_speakers": result.heldout_speakers,
               "heldout_accuracy": round(result.heldout_accuracy, 4),

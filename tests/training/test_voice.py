@@ -96,3 +96,24 @@ def test_train_voice_reads_and_writes_s3(tmp_path: Path, bucket: str) -> None:
     assert head.metadata["trained_on"] == "ravdess speech in ravdess (60 clips, 3 speakers)"
     missing = CliRunner().invoke(app, ["train-voice", "--data", f"{bucket}/nothing/", "--out", str(tmp_path / "x")])
     assert missing.exit_code == 2 and "nothing under this S3 prefix" in missing.output
+
+
+def test_the_window_a_head_was_trained_with_is_the_window_it_reads(tmp_path: Path) -> None:
+    """`--min-window-seconds` pads each clip in training; the head records it, and encoder_for
+    pads the same way at analysis, so features never differ between the two."""
+    if not SPEECH.exists():
+        pytest.skip(f"{SPEECH} is absent: this test trains on real RAVDESS speech")
+    from moodlens.models.voice import encoder_for
+
+    data = tmp_path / "two-actors"
+    for actor in ("Actor_01", "Actor_02"):
+        (data / actor).mkdir(parents=True)
+        for clip in sorted((SPEECH / actor).glob("*.flac"))[:16]:
+            (data / actor / clip.name).symlink_to(clip)
+    out = tmp_path / "voice.safetensors"
+    result = CliRunner().invoke(app, ["train-voice", "--data", str(data), "--layout", "ravdess", "--out", str(out),
+                                      "--min-window-seconds", "5"])
+    assert result.exit_code == 0, result.output
+    head = VoiceHead.load(out)
+    assert head.config.min_window_seconds == 5.0
+    assert encoder_for(head).min_window == 5 * 16000

@@ -348,7 +348,7 @@ class LoraTextExpert:
         self.device = device
         # Where the CPU has bf16 (fast_bf16), autocast runs every linear layer in bf16 anyway; storing
         # their weights in bf16 once gives the same numbers without re-casting 85M weights per call
-        # (2.7x faster on one short line under the CLI's mmap threshold) and half their memory.
+        # (2.7x faster on one short line under the CLI's mmap threshold: bench/text_bf16.py).
         self.bf16 = native and device == "cpu" and fast_bf16()
         if self.bf16:
             for layer in self.model.modules():

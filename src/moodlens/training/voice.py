@@ -21,7 +21,7 @@ import torch
 
 from moodlens.labels import EMOTIONS
 from moodlens.media import MEDIA_SUFFIXES, read_audio
-from moodlens.models.voice import VoiceHead, VoiceHeadConfig, WhisperStates, center
+from moodlens.models.voice import MIN_WINDOW_SECONDS, VoiceHead, VoiceHeadConfig, WhisperStates, center
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,8 @@ def _balanced(labels: np.ndarray, predicted: np.ndarray) -> float:
 
 
 def train_head(features: np.ndarray, clips: Sequence[LabelledClip], heldout: Sequence[str],
-               encoder: str = "tiny.en", l2_grid: Sequence[float] = (1e-3, 1e-2, 1e-1)) -> VoiceTrainingResult:
+               encoder: str = "tiny.en", l2_grid: Sequence[float] = (1e-3, 1e-2, 1e-1),
+               min_window_seconds: float = MIN_WINDOW_SECONDS) -> VoiceTrainingResult:
     """Choose the L2 penalty on the held-out speakers, then refit on all speakers."""
     started = time.monotonic()
     classes = tuple(e for e in EMOTIONS if any(c.emotion == e for c in clips))
@@ -171,7 +172,8 @@ def train_head(features: np.ndarray, clips: Sequence[LabelledClip], heldout: Seq
     if not test.any() or test.all():
         raise VoiceDataError(f"held-out speakers {list(heldout)} leave no clips to train on or to test")
 
-    config = VoiceHeadConfig(encoder=encoder, dim=features.shape[1], classes=classes)
+    config = VoiceHeadConfig(encoder=encoder, dim=features.shape[1], classes=classes,
+                             min_window_seconds=min_window_seconds)  # how `features` were encoded
     speakers = np.array([c.speaker for c in clips])
 
     def fit(rows: np.ndarray, l2: float) -> VoiceHead:
