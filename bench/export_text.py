@@ -1,17 +1,15 @@
 """The text model exported to ONNX, float32 and int8, against the torch original on MELD dev.
 
-    .venv/bin/python bench/export_text.py [--meld-csv ../shared/data/meld/MELD/dev_sent_emo.csv] [--search]
+    .venv/bin/python bench/export_text.py [--meld-csv ../shared/data/meld/MELD/dev_sent_emo.csv]
+        [--block-sizes 64 256]
 
 Prints, for the shipped torch model (float32, and bfloat16 where the CPU has it natively, as
-`analyze` runs it there), for `moodlens export text` with and without `--quantize int8`, and
-for an int8 model with every weight MatMul quantized (what --quantize int8 does not do):
-emotion and sentiment weighted F1 on every dev row, how often each export's argmax agrees with
-torch float32, the largest probability difference, and the time to score all rows (2 threads
-on the reference machine; batches of 64, length-sorted, as `analyze` batches them).
-
---search also quantizes one group of weight MatMuls at a time (attention q, k, v, o; the
-feed-forward input and output projections) and prints how often each alone still agrees with
-float32: the measurement behind keeping the feed-forward outputs in float.
+`analyze` runs it there), for `moodlens export text` with and without `--quantize int8`, for
+int8 at other block sizes (--block-sizes), and for the previous release's int8 (dynamic
+quantization, one activation scale per tensor, feed-forward outputs kept in float): emotion and
+sentiment weighted F1 on every dev row, how often each export's argmax agrees with torch
+float32, the largest probability difference, and the time to score all rows (2 threads on the
+reference machine; batches of 64, length-sorted, as `analyze` batches them).
 """
 
 from __future__ import annotations
@@ -27,13 +25,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "data" / "meld" / "MELD" / "dev_sent_emo.csv"
-GROUPS = ("attn/q", "attn/k", "attn/v", "attn/o", "intermediate/dense", "output/dense")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meld-csv", type=Path, default=DEV)
-    parser.add_argument("--search", action="store_true")
+    parser.add_argument("--block-sizes", type=int, nargs="*", default=[],
+                        help="also time int8 with these block sizes (the shipped one is 128)")
     args = parser.parse_args()
     if not args.meld_csv.is_file():
         sys.exit(f"{args.meld_csv} is absent: this benchmark needs MELD dev in ../shared")
@@ -42,7 +40,7 @@ def main() -> None:
     from sklearn.metrics import f1_score
 
     from moodlens.data.meld import dialogue_texts, read_meld_csv
-    from moodlens.export import export_text
+    from moodlens.export import export_text, quantize_blockwise, weight_matmuls
     from moodlens.features import text_with_context
     from moodlens.models.text import LoraTextExpert, OnnxTextExpert, classify_pairs, fast_bf16
 
@@ -72,20 +70,21 @@ def main() -> None:
             expert = OnnxTextExpert(folder)
             label = f"ONNX {quantize or 'float32'} ({report.size_bytes / 1e6:.0f} MB)"
             results[label] = timed(lambda expert=expert: expert.predict(targets, contexts))
-        # what `--quantize int8` avoids: every weight MatMul in int8, the feed-forward outputs too
+        plain = Path(tmp) / "float32" / "model.onnx"
+        for block_size in args.block_sizes:
+            folder = variant(Path(tmp), f"blocks-{block_size}",
+                             lambda out, b=block_size: quantize_blockwise(plain, out, b))
+            expert = OnnxTextExpert(folder)
+            label = f"ONNX int8, blocks of {block_size}"
+            results[label] = timed(lambda expert=expert: expert.predict(targets, contexts))
+        # the previous release's recipe: one activation scale per tensor, feed-forward outputs in float
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        every = Path(tmp) / "every"
-        every.mkdir()
-        for item in (Path(tmp) / "int8").iterdir():
-            if item.name != "model.onnx":
-                (every / item.name).write_bytes(item.read_bytes())
-        quantize_dynamic(str(Path(tmp) / "float32" / "model.onnx"), str(every / "model.onnx"),
-                         weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True)
-        expert = OnnxTextExpert(every)
-        results["ONNX int8, every MatMul"] = timed(lambda: expert.predict(targets, contexts))
-        if args.search:
-            search(Path(tmp) / "float32" / "model.onnx", reference, targets, contexts, torch_model)
+        folder = variant(Path(tmp), "dynamic", lambda out: quantize_dynamic(
+            str(plain), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True,
+            nodes_to_exclude=[n for n in weight_matmuls(plain) if "/output/dense/MatMul" in n]))
+        expert = OnnxTextExpert(folder)
+        results["ONNX int8 dynamic (before)"] = timed(lambda expert=expert: expert.predict(targets, contexts))
 
     print(f"{args.meld_csv.name}: {len(rows)} rows; agreement and differences are against torch float32")
     print(f"{'model':34}{'emotion wF1':>12}{'sentiment wF1':>15}{'agree e/s':>14}{'max |dp|':>10}{'seconds':>9}")
@@ -96,27 +95,15 @@ def main() -> None:
         print(f"{name:34}{wf1[0]:>12.4f}{wf1[1]:>15.4f}{agree[0]:>8.3f}/{agree[1]:.3f}{diff:>10.3f}{seconds:>9.1f}")
 
 
-def search(plain: Path, reference: tuple, targets: list[str], contexts: list[str], torch_model: object) -> None:
-    """Each group of weight MatMuls quantized alone: agreement with float32 on the first 300 rows."""
-    import onnxruntime
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from moodlens.export import _weight_matmuls
-    from moodlens.models.text import ONNX_INPUTS, score_in_batches
-
-    names = _weight_matmuls(plain)
-    for group in GROUPS:
-        chosen = [n for n in names if f"/{group}/MatMul" in n and (group != "output/dense" or "attention" not in n)]
-        out = plain.with_name(f"only-{group.replace('/', '-')}.onnx")
-        quantize_dynamic(str(plain), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                         per_channel=True, nodes_to_exclude=[n for n in names if n not in chosen])
-        session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-        emotion, _ = score_in_batches(
-            lambda tokens, session=session: tuple(session.run(None, {k: tokens[k].numpy() for k in ONNX_INPUTS})),
-            torch_model.tokenizer, contexts[:300], targets[:300], torch_model.config.max_tokens)
-        agree = (emotion.argmax(1) == reference[0][:300].argmax(1)).mean()
-        print(f"only {group:20} int8 ({len(chosen)} MatMuls): emotion argmax agrees on {agree:.3f} of 300 dev rows")
-        out.unlink()
+def variant(tmp: Path, name: str, write: object) -> Path:
+    """A copy of the int8 export's folder whose model.onnx WRITE(path) replaces."""
+    folder = tmp / name
+    folder.mkdir()
+    for item in (tmp / "int8").iterdir():
+        if item.name != "model.onnx":
+            (folder / item.name).write_bytes(item.read_bytes())
+    write(folder / "model.onnx")
+    return folder
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from moodlens.cli import app
-from moodlens.export import FLOAT_NODES, export_text
+from moodlens.export import export_text
 from moodlens.models.text import MANIFEST, LoraTextExpert, OnnxTextExpert, classify_pairs
 from moodlens.options import AnalyzeOptions
 from moodlens.pipeline import analyze
@@ -47,15 +47,16 @@ def test_float32_export_matches_torch(exports: dict[str, Path], dev_lines: tuple
 
 
 def test_int8_export_stays_close(exports: dict[str, Path], dev_lines: tuple) -> None:
-    """Stated tolerance for int8 (bench/export_text.py measures all 1,109 dev rows: emotion argmax
-    agrees on 95-96 %, weighted F1 0.006 lower): at least 93 % agreement here, mean |dp| < 0.02."""
+    """The issue's bar: the argmax agrees with float32 on at least 98 % of real lines (all 1,109 dev
+    rows in bench/export_text.py: 99 %); stated tolerance for probabilities: mean |dp| < 0.005,
+    none over 0.15 (measured on all dev rows: 0.002 and 0.10)."""
     targets, contexts, emotion, sentiment = dev_lines
     e, s = OnnxTextExpert(exports["int8"]).predict(targets, contexts)
-    assert (e.argmax(1) == emotion.argmax(1)).mean() >= 0.93 and (s.argmax(1) == sentiment.argmax(1)).mean() >= 0.93
-    assert np.abs(e - emotion).mean() < 0.02 and np.abs(s - sentiment).mean() < 0.02
+    assert (e.argmax(1) == emotion.argmax(1)).mean() >= 0.98 and (s.argmax(1) == sentiment.argmax(1)).mean() >= 0.98
+    assert np.abs(e - emotion).mean() < 0.005 and np.abs(s - sentiment).mean() < 0.005
+    assert np.abs(e - emotion).max() < 0.15 and np.abs(s - sentiment).max() < 0.15
     manifest = json.loads((exports["int8"] / MANIFEST).read_text(encoding="utf-8"))
-    assert manifest["quantize"] == "int8"
-    assert len(manifest["float_nodes"]) == 12 and all(FLOAT_NODES in n for n in manifest["float_nodes"])
+    assert manifest["quantize"] == "int8" and manifest["float_nodes"] == []
     assert (exports["int8"] / "model.onnx").stat().st_size < 0.7 * (exports["float32"] / "model.onnx").stat().st_size
 
 

@@ -631,7 +631,8 @@ def export(
     out: Annotated[Path, typer.Option(help="Folder for model.onnx, its tokenizer and moodlens-export.json.")],
     format: Annotated[str, typer.Option(help="onnx.")] = "onnx",
     quantize: Annotated[str | None, typer.Option(
-        help="int8: onnxruntime dynamic quantization, feed-forward output projections kept in float.")] = None,
+        help="int8: every weight MatMul in 8 bits, weights and activations scaled per block of 128 "
+             "(onnxruntime MatMulNBits).")] = None,
     text_weights: TextWeights = None,
 ) -> None:
     """Export a model for onnxruntime; pass the folder back with --text-weights to use it."""
