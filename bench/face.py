@@ -1,8 +1,8 @@
 """The face path, measured on real MELD clips: detectors, and how far FER2013's probabilities can be believed.
 
-    .venv/bin/python bench/face.py [--clips DIR] [--fps 5] [--max-side 640] [--detect-sides 640 480]
+    .venv/bin/python bench/face.py [--clips DIR] [--fps 5] [--max-side 640] [--detect-sides 480 400]
 
-For each detector (RetinaFace on frames shrunk to faces.DETECT_SIDE, the default; RetinaFace
+For each detector (RetinaFace on the frames as sampled, the default; RetinaFace
 shrunk to each of --detect-sides instead; OpenCV's Haar cascade, the fallback) it prints the
 time per frame, the frames with a face, the faces found, and how often each agrees with the
 default on the largest face (box centres within half a face width). Then, on the largest
@@ -39,7 +39,7 @@ def frame_nll(log_probs: list[np.ndarray], labels: list[int], temperature: float
 
 
 def main() -> None:
-    from moodlens.faces import DETECT_SIDE, HaarDetector, RetinaFaceDetector, crop_face
+    from moodlens.faces import HaarDetector, RetinaFaceDetector, crop_face
     from moodlens.labels import EMOTIONS
     from moodlens.media import sample_frames
     from moodlens.models.face import load_face_expert
@@ -55,10 +55,10 @@ def main() -> None:
     with (args.clips / "labels.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
 
-    shipped = f"RetinaFace {DETECT_SIDE}"
+    shipped = f"RetinaFace {args.max_side}"
     detectors = {shipped: RetinaFaceDetector(),
                  **{f"RetinaFace {side}": RetinaFaceDetector(max_side=side) for side in args.detect_sides
-                    if side != DETECT_SIDE},
+                    if side < args.max_side},
                  "Haar": HaarDetector()}
     fer = load_face_expert()
     seconds = dict.fromkeys(detectors, 0.0)

