@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from moodlens.cli import app
-from moodlens.export import export_text
+from moodlens.export import export_face, export_text
+from moodlens.models.face import FaceExpert, OnnxFaceExpert, load_face_expert
 from moodlens.models.text import MANIFEST, LoraTextExpert, OnnxTextExpert, classify_pairs
 from moodlens.options import AnalyzeOptions
 from moodlens.pipeline import analyze
-from tests.conftest import DEMO, MELD_DIR, need_shared
+from tests.conftest import DEMO, MELD_CLIPS, MELD_DIR, need_shared
 
 pytest.importorskip("onnx", reason="export needs the onnx package (the `export` extra)")
 
@@ -75,8 +76,60 @@ def test_export_command(tmp_path: Path) -> None:
     done = runner.invoke(app, ["export", "text", "--out", str(tmp_path / "onnx")])
     assert done.exit_code == 0, done.output
     assert "use it with --text-weights" in done.stdout and (tmp_path / "onnx" / "model.onnx").is_file()
-    for args, message in ((["export", "face", "--out", str(tmp_path)], "only `text` can be exported"),
+    for args, message in ((["export", "voice", "--out", str(tmp_path)], "only `text` and `face` can be exported"),
+                          (["export", "model", "--out", str(tmp_path)], "bundle (--model) is not exported"),
+                          (["export", "face", "--out", str(tmp_path), "--quantize", "int8"], "float32 only"),
                           (["export", "text", "--out", str(tmp_path), "--quantize", "int4"], "quantize must be"),
                           (["export", "text", "--out", str(tmp_path), "--format", "tflite"], "--format must be onnx")):
         failed = runner.invoke(app, args)
         assert failed.exit_code == 2 and message in failed.stderr and "Traceback" not in failed.output
+
+
+@pytest.fixture(scope="module")
+def face_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(export_face(tmp_path_factory.mktemp("face") / "onnx").folder)
+
+
+def real_face_crops() -> list[np.ndarray]:
+    """Every clear face at 2 fps in three real MELD test clips."""
+    from moodlens.faces import crop_face, detect_faces
+    from moodlens.media import sample_frames
+
+    clips = sorted(need_shared(MELD_CLIPS).glob("*.mp4"))[:3]
+    crops = [crop_face(frame.image, box) for clip in clips for frame in sample_frames(clip, 2.0)
+             for box in detect_faces(frame.image)]
+    assert len(crops) >= 10
+    return crops
+
+
+def test_face_export_matches_torch_on_real_faces(face_export: Path) -> None:
+    crops = real_face_crops()
+    ours, exported = FaceExpert().predict(crops), load_face_expert(str(face_export)).predict(crops)
+    assert isinstance(load_face_expert(str(face_export)), OnnxFaceExpert)
+    assert np.abs(ours - exported).max() < 1e-5
+    manifest = json.loads((face_export / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["kind"] == "moodlens-onnx-face" and manifest["shipped"] is True
+
+
+def test_analyze_reads_faces_through_an_export(face_export: Path, tmp_path: Path) -> None:
+    """Same faces, same fusion: an export of the shipped model keeps its measured face baseline."""
+    srt = tmp_path / "lines.srt"
+    srt.write_text("1\n00:00:04,000 --> 00:00:06,400\nI am so happy today, I love it.\n", encoding="utf-8")
+    plain = analyze(DEMO, AnalyzeOptions(transcript=str(srt)))
+    exported = analyze(DEMO, AnalyzeOptions(transcript=str(srt), face_weights=str(face_export)))
+    assert exported.modalities["face"].model == plain.modalities["face"].model
+    assert "face" in exported.settings["fusion"]["baselines"]
+    a, b = plain.utterances[0], exported.utterances[0]
+    for label, p in a.per_modality["face"].emotion.probabilities.items():
+        assert b.per_modality["face"].emotion.probabilities[label] == pytest.approx(p, abs=1e-5)
+    assert b.emotion.label == a.emotion.label
+
+
+def test_analyze_refuses_a_bad_face_folder(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / MANIFEST).write_text('{"kind": "moodlens-onnx-face"}', encoding="utf-8")
+    done = CliRunner().invoke(app, ["analyze", str(DEMO), "--face-weights", str(tmp_path / "broken"),
+                                    "--out", str(tmp_path)])
+    assert done.exit_code == 2 and "not a face model" in done.stderr and "Traceback" not in done.output

@@ -45,6 +45,9 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 TextWeights = Annotated[Path | None, typer.Option(
     help="A text model file written by train-text, or a folder written by `moodlens export text`; "
          "default: the shipped one.")]
+FaceWeights = Annotated[Path | None, typer.Option(
+    help="A folder written by `moodlens export face` (or a mini-Xception safetensors file); "
+         "default: the shipped FER2013 model.")]
 
 
 RowLimit = Annotated[int | None, typer.Option(help="Use only the first N rows of each split.")]
@@ -98,6 +101,7 @@ def analyze(
     asr_model: AsrModel = "tiny.en",
     fusion_weights: FusionSpec = "",
     text_weights: TextWeights = None,
+    face_weights: FaceWeights = None,
     voice_weights: VoiceWeights = None,
     speakers: Speakers = "auto",
     face_selection: FaceSelection = "active",
@@ -120,8 +124,8 @@ def analyze(
 
     formats = _formats(format)
     options = _analyze_options(fps=fps, device=device, asr_model=asr_model, fusion_weights=fusion_weights,
-                               text_weights=text_weights, voice_weights=voice_weights,
-                               transcript=transcript, model=model, speakers=speakers,
+                               text_weights=text_weights, face_weights=face_weights,
+                               voice_weights=voice_weights, transcript=transcript, model=model, speakers=speakers,
                                face_selection=face_selection)
     if transcript is not None and len(paths) > 1:
         raise _fail("--transcript applies to one media file; give exactly one PATH")
@@ -179,6 +183,7 @@ def batch(
     asr_model: AsrModel = "tiny.en",
     fusion_weights: FusionSpec = "",
     text_weights: TextWeights = None,
+    face_weights: FaceWeights = None,
     voice_weights: VoiceWeights = None,
     speakers: Speakers = "auto",
     face_selection: FaceSelection = "active",
@@ -191,7 +196,8 @@ def batch(
 
     formats = _formats(format)
     options = _analyze_options(fps=fps, device=device, asr_model=asr_model, fusion_weights=fusion_weights,
-                               text_weights=text_weights, voice_weights=voice_weights, speakers=speakers,
+                               text_weights=text_weights, face_weights=face_weights,
+                               voice_weights=voice_weights, speakers=speakers,
                                face_selection=face_selection)
     started = time.monotonic()
     try:
@@ -237,7 +243,7 @@ def _formats(spec: str) -> list[str]:
 
 
 def _analyze_options(*, fps: float, device: str, asr_model: str, fusion_weights: str, text_weights: Path | None,
-                     voice_weights: Path | None, transcript: Path | None = None,
+                     voice_weights: Path | None, face_weights: Path | None = None, transcript: Path | None = None,
                      model: Path | None = None, speakers: str = "auto",
                      face_selection: str = "active") -> AnalyzeOptions:
     """Checked options, with every model file loaded once up front, so a bad one fails before any input."""
@@ -252,6 +258,7 @@ def _analyze_options(*, fps: float, device: str, asr_model: str, fusion_weights:
         options = AnalyzeOptions(asr_model=asr_model, transcript=str(transcript) if transcript else None,
                                  fps=fps, device=device, fusion=weights,
                                  text_weights=str(text_weights) if text_weights else None,
+                                 face_weights=str(face_weights) if face_weights else None,
                                  voice_weights=str(voice_weights) if voice_weights else None,
                                  model=str(model) if model else None, face_selection=face_selection,
                                  **_speaker_options(speakers))
@@ -266,6 +273,13 @@ def _analyze_options(*, fps: float, device: str, asr_model: str, fusion_weights:
             load_voice_head(options.voice_weights)  # a corrupt file fails here, before any input is read
     except ModelNotFoundError as err:
         raise _fail(str(err)) from None
+    if options.face_weights and model is None:
+        from moodlens.models.face import load_face_expert
+
+        try:
+            load_face_expert(options.face_weights, device)
+        except Exception as err:  # onnxruntime and safetensors raise their own types
+            raise _fail(f"{face_weights}: not a face model ({str(err).splitlines()[0][:200]})") from None
     return options
 
 
@@ -627,33 +641,37 @@ def evaluate(
 
 @app.command()
 def export(
-    what: Annotated[str, typer.Argument(help="What to export: text (the LoRA text model).")],
+    what: Annotated[str, typer.Argument(help="What to export: text (the LoRA text model) or face (FER2013).")],
     out: Annotated[Path, typer.Option(help="Folder for model.onnx, its tokenizer and moodlens-export.json.")],
     format: Annotated[str, typer.Option(help="onnx.")] = "onnx",
     quantize: Annotated[str | None, typer.Option(
-        help="int8: every weight MatMul in 8 bits, weights and activations scaled per block of 128 "
-             "(onnxruntime MatMulNBits).")] = None,
+        help="int8 (text only): every weight MatMul in 8 bits, weights and activations scaled per block "
+             "of 128 (onnxruntime MatMulNBits).")] = None,
     text_weights: TextWeights = None,
+    face_weights: FaceWeights = None,
 ) -> None:
-    """Export a model for onnxruntime; pass the folder back with --text-weights to use it."""
-    if what != "text":
-        raise _fail(f"only `text` can be exported so far (the face and voice models are small, and "
-                    f"their heads already run in numpy or onnxruntime); got {what!r}")
+    """Export a model for onnxruntime; pass the folder back with --text-weights or --face-weights."""
+    if what not in ("text", "face"):
+        raise _fail(f"only `text` and `face` can be exported; got {what!r}. The voice expert's encoder is "
+                    "Whisper's, already int8 in CTranslate2, and its head is one linear layer in numpy; "
+                    "a `moodlens train` bundle (--model) is not exported")
     if format != "onnx":
         raise _fail(f"--format must be onnx, got {format!r}")
     try:
-        from moodlens.export import export_text
+        from moodlens.export import EXPORTERS
     except ImportError as err:
         raise _fail(f"export needs the onnx package ({err.name} is missing): pip install 'moodlens[export]'") from None
+    weights = text_weights if what == "text" else face_weights
     try:
-        report = export_text(out, str(text_weights) if text_weights else None, quantize)
+        report = EXPORTERS[what](out, str(weights) if weights else None, quantize)
     except (ValueError, MoodlensError) as err:
         raise _fail(str(err)) from None
     except ImportError as err:
         raise _fail(f"export needs the onnx package ({err.name} is missing): pip install 'moodlens[export]'") from None
-    console.print(f"wrote {report.folder}/model.onnx ({report.size_bytes / 1e6:.0f} MB, "
-                  f"{report.quantize or 'float32'}, {report.float_nodes} weight MatMuls in float) in "
-                  f"{report.seconds:.0f} s; use it with --text-weights {report.folder}", highlight=False)
+    detail = f", {report.float_nodes} weight MatMuls in float" if what == "text" else ""
+    console.print(f"wrote {report.folder}/model.onnx ({report.size_bytes / 1e6:.1f} MB, "
+                  f"{report.quantize or 'float32'}{detail}) in {report.seconds:.0f} s; "
+                  f"use it with --{what}-weights {report.folder}", highlight=False)
 
 
 @app.command()

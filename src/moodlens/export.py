@@ -1,4 +1,6 @@
-"""moodlens export: the LoRA text model as ONNX, in float32 or int8, for onnxruntime.
+"""moodlens export: the LoRA text model (float32 or int8) and the face model (float32) as ONNX,
+for onnxruntime. The voice expert is not exported: its encoder is Whisper's, already int8 in
+CTranslate2, and its head is one linear layer in numpy.
 
 int8 stores every weight MatMul as onnxruntime's MatMulNBits: 8-bit weights with one scale per
 block of 128 inputs, multiplied in int8 (accuracy level 4) against activations quantized per
@@ -20,6 +22,9 @@ from pathlib import Path
 
 import torch
 
+from moodlens.features import FACE_SIZE
+from moodlens.labels import FER_LABELS
+from moodlens.models import face
 from moodlens.models.text import MANIFEST, ONNX_INPUTS, ONNX_KIND, LoraTextExpert, encode_pairs, load_text_expert
 
 QUANTIZE = ("int8",)
@@ -34,7 +39,7 @@ class ExportReport:
     quantize: str | None
     size_bytes: int
     seconds: float
-    float_nodes: int  # weight MatMuls left in float32: all of them without --quantize, none with int8
+    float_nodes: int  # text: weight MatMuls left in float32 (all without --quantize, none with int8)
 
 
 class _Probabilities(torch.nn.Module):
@@ -83,6 +88,43 @@ def export_text(out: str | Path, weights: str | None = None, quantize: str | Non
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return ExportReport(str(folder), quantize, (folder / "model.onnx").stat().st_size,
                         round(time.perf_counter() - started, 1), len(kept))
+
+
+class _FaceProbabilities(torch.nn.Module):
+    def __init__(self, expert: face.FaceExpert) -> None:
+        super().__init__()
+        self.model = expert.model
+
+    def forward(self, faces: torch.Tensor) -> torch.Tensor:
+        return self.model(faces).softmax(-1)
+
+
+def export_face(out: str | Path, weights: str | None = None, quantize: str | None = None) -> ExportReport:
+    """Write OUT/model.onnx (FER2013 probabilities, in FER's label order) and OUT/moodlens-export.json;
+    `--face-weights OUT` uses it."""
+    if quantize is not None:
+        # 57k parameters in small convolutions: int8 would save 170 KB and no measurable time
+        raise ValueError("--quantize applies to the text model; the face model exports as float32 only")
+    started = time.perf_counter()
+    expert = face.FaceExpert(weights)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    example = torch.zeros(1, 1, FACE_SIZE, FACE_SIZE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's; tests/test_export.py checks the result
+        torch.onnx.export(_FaceProbabilities(expert).eval(), (example,), str(folder / "model.onnx"),
+                          input_names=[face.ONNX_INPUT], output_names=["probabilities"],
+                          dynamic_axes={face.ONNX_INPUT: {0: "faces"}, "probabilities": {0: "faces"}},
+                          opset_version=OPSET, dynamo=False)
+    manifest = {"kind": face.ONNX_KIND, "quantize": None, "shipped": weights is None,
+                "weights": weights or face.FaceExpressionWeights.FER2013_MINI_XCEPTION.value,
+                "labels": list(FER_LABELS), "input": [FACE_SIZE, FACE_SIZE], "opset": OPSET}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return ExportReport(str(folder), None, (folder / "model.onnx").stat().st_size,
+                        round(time.perf_counter() - started, 1), 0)
+
+
+EXPORTERS = {"text": export_text, "face": export_face}
 
 
 def quantize_blockwise(plain: Path, out: Path, block_size: int = BLOCK_SIZE) -> None:

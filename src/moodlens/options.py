@@ -8,7 +8,7 @@ from pathlib import Path
 from moodlens.fusion import FusionWeights
 
 DEVICES = ("cpu", "cuda")
-EXPORT_MANIFEST = "moodlens-export.json"  # a `moodlens export text` folder (models/text.py's MANIFEST)
+EXPORT_MANIFEST = "moodlens-export.json"  # in a folder written by `moodlens export text|face`
 FACE_SELECTIONS = ("active", "largest")
 
 
@@ -49,7 +49,7 @@ class AnalyzeOptions:
             raise ValueError("fusion must be a FusionWeights (FusionWeights.parse('text=1,face=0.5'))")
         for name in ("text_weights", "face_weights", "voice_weights"):
             value = getattr(self, name)
-            exported = name == "text_weights" and value is not None and (Path(value) / EXPORT_MANIFEST).is_file()
+            exported = name != "voice_weights" and value is not None and (Path(value) / EXPORT_MANIFEST).is_file()
             if value is not None and not Path(value).is_file() and not exported:
                 raise ValueError(f"{value}: {name.split('_')[0]} model file not found")
         if self.device == "cuda":

@@ -15,6 +15,7 @@ from moodlens.experts import EXPERTS, MediaContext
 from moodlens.experts.face import face_track
 from moodlens.fusion import BASELINES, Baseline, assemble, fuse
 from moodlens.media import DecodeDamage, MediaInfo, probe
+from moodlens.models.face import is_shipped_export
 from moodlens.models.speaker import load_speaker_encoder
 from moodlens.options import AnalyzeOptions
 from moodlens.speakers import diarize, gather_evidence
@@ -135,7 +136,8 @@ def _speakers(media: MediaContext, utterances: list[Utterance], results: list[Ut
 def measured_baselines(options: AnalyzeOptions) -> dict[str, Baseline]:
     """The baselines bench/fusion.py measured, for the shipped models only: a user's own face or
     voice weights have none, and are pooled as they are."""
-    own = {"face": options.face_weights, "voice": options.voice_weights, "text": options.text_weights}
+    face = None if is_shipped_export(options.face_weights) else options.face_weights  # the same model
+    own = {"face": face, "voice": options.voice_weights, "text": options.text_weights}
     return {name: b for name, b in BASELINES.items() if own.get(name) is None}
 
 

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from moodlens.faces import largest_face
 from moodlens.features import face_tensor
 from moodlens.media import sample_frames
-from moodlens.models.face import FaceExpert, FaceExpressionWeights
+from moodlens.models.face import FaceExpert, FaceExpressionWeights, OnnxFaceExpert, load_face_expert
 from tests.conftest import MELD_CLIPS, ROOT
 from tests.media_factory import face_image
 
@@ -76,3 +76,14 @@ def test_predictions_are_distributions_over_meld_emotions() -> None:
     assert probs.shape == (1, 7)
     assert probs.sum() == pytest.approx(1.0)
     assert probs[0].argmax() == 3  # the astronaut smiles: joy
+
+
+def test_the_shipped_onnx_copy_is_the_shipped_network() -> None:
+    """analyze reads faces through fer2013_mini_xception.onnx on a CPU (`moodlens export face` of
+    the safetensors): on real faces it must give what the torch port gives."""
+    crops = real_face_crops()
+    default = load_face_expert()
+    assert isinstance(default, OnnxFaceExpert) and default.description.endswith("ONNX float32")
+    onnx, port = default.fer_probabilities(crops), FaceExpert().fer_probabilities(crops)
+    assert np.abs(onnx - port).max() < 1e-5
+    assert (onnx.argmax(1) == port.argmax(1)).all()

