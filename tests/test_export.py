@@ -79,6 +79,8 @@ def test_export_command(tmp_path: Path) -> None:
     for args, message in ((["export", "voice", "--out", str(tmp_path)], "only `text` and `face` can be exported"),
                           (["export", "model", "--out", str(tmp_path)], "bundle (--model) is not exported"),
                           (["export", "face", "--out", str(tmp_path), "--quantize", "int8"], "float32 only"),
+                          (["export", "face", "--out", str(tmp_path), "--text-weights", str(tmp_path)],
+                           "--text-weights does not apply to `export face`"),
                           (["export", "text", "--out", str(tmp_path), "--quantize", "int4"], "quantize must be"),
                           (["export", "text", "--out", str(tmp_path), "--format", "tflite"], "--format must be onnx")):
         failed = runner.invoke(app, args)

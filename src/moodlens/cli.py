@@ -642,7 +642,8 @@ def evaluate(
 @app.command()
 def export(
     what: Annotated[str, typer.Argument(help="What to export: text (the LoRA text model) or face (FER2013).")],
-    out: Annotated[Path, typer.Option(help="Folder for model.onnx, its tokenizer and moodlens-export.json.")],
+    out: Annotated[Path, typer.Option(
+        help="Folder for model.onnx and moodlens-export.json (and the text model's tokenizer).")],
     format: Annotated[str, typer.Option(help="onnx.")] = "onnx",
     quantize: Annotated[str | None, typer.Option(
         help="int8 (text only): every weight MatMul in 8 bits, weights and activations scaled per block "
@@ -661,7 +662,9 @@ def export(
         from moodlens.export import EXPORTERS
     except ImportError as err:
         raise _fail(f"export needs the onnx package ({err.name} is missing): pip install 'moodlens[export]'") from None
-    weights = text_weights if what == "text" else face_weights
+    weights, other = (text_weights, face_weights) if what == "text" else (face_weights, text_weights)
+    if other is not None:
+        raise _fail(f"--{'face' if what == 'text' else 'text'}-weights does not apply to `export {what}`")
     try:
         report = EXPORTERS[what](out, str(weights) if weights else None, quantize)
     except (ValueError, MoodlensError) as err:
