@@ -97,6 +97,8 @@ def test_truncated_but_readable_file_fails_and_keeps_partial_results(tmp_path: P
         (["--speakers", "two"], "--speakers must be auto, off or a number of speakers"),
         (["--speakers", "0"], "speakers must be between 1 and 32"),
         (["--face-selection", "loudest"], "face_selection must be active or largest"),
+        (["--modalities", "text,lips"], "modalities must be distinct names among text, face, voice"),
+        (["--modalities", ","], "got none"),
     ],
 )
 def test_bad_options(tmp_path: Path, args: list[str], message: str) -> None:

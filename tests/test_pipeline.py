@@ -76,7 +76,26 @@ def test_python_api() -> None:
     assert analysis.settings["fps"] == 1.0
 
 
+def test_modalities_turned_off_are_not_run_and_say_so(tmp_path: Path) -> None:
+    srt = tmp_path / "lines.srt"
+    srt.write_text("1\n00:00:04,000 --> 00:00:06,400\nI am so happy today, I love it.\n", encoding="utf-8")
+    analysis = analyze(DEMO, AnalyzeOptions(transcript=str(srt), modalities=("text", "voice")))
+    face = analysis.modalities["face"]
+    assert not face.available and face.model is None and face.reason == "turned off (modalities: text,voice)"
+    assert analysis.modalities["text"].available and analysis.modalities["voice"].available
+    (line,) = analysis.utterances
+    assert "face" not in line.per_modality and line.modalities_used == ["text", "voice"]
+    assert line.speaker == "S1" and not line.speaker_detail.get("face_track")  # voice alone names it
+    assert analysis.settings["modalities"] == ["text", "voice"]
+    validate(analysis.to_dict())
+    only_face = analyze(DEMO, AnalyzeOptions(transcript=str(srt), modalities="face"))  # as the CLI spells it
+    assert only_face.utterances[0].modalities_used == ["face"]
+    assert only_face.utterances[0].text == "I am so happy today, I love it."  # utterances still come first
+
+
 @pytest.mark.parametrize(("options", "message"), [
+    ({"modalities": ("text", "text")}, "modalities must be distinct names"),
+    ({"modalities": ()}, "got none"),
     ({"device": "tpu"}, "device must be cpu or cuda, got 'tpu'"),
     ({"fps": 0}, "fps must be in (0, 60]"),
     ({"voice_weights": "/nope.safetensors"}, "/nope.safetensors: voice model file not found"),

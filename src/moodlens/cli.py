@@ -57,6 +57,9 @@ Fps = Annotated[float, typer.Option(help="Frames per second sampled for faces.")
 Device = Annotated[str, typer.Option(help="cpu or cuda.")]
 Speakers = Annotated[str, typer.Option(
     help="Who spoke: auto (counted from voices and talking faces), a number to force that many, or off.")]
+Modalities = Annotated[str, typer.Option(
+    help="Comma list of the experts to run: text,face,voice; the others are not loaded or run "
+         "(utterances still come from speech recognition).")]
 FaceSelection = Annotated[str, typer.Option(
     help="Which face the face expert reads: active (the talking face) or largest (in each frame).")]
 AsrModel = Annotated[str, typer.Option(
@@ -105,6 +108,7 @@ def analyze(
     voice_weights: VoiceWeights = None,
     speakers: Speakers = "auto",
     face_selection: FaceSelection = "active",
+    modalities: Modalities = "text,face,voice",
     model: Annotated[Path | None, typer.Option(
         help="A `moodlens train` bundle (DIR/best): one multimodal model, feature-level fusion.")] = None,
     debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
@@ -126,7 +130,7 @@ def analyze(
     options = _analyze_options(fps=fps, device=device, asr_model=asr_model, fusion_weights=fusion_weights,
                                text_weights=text_weights, face_weights=face_weights,
                                voice_weights=voice_weights, transcript=transcript, model=model, speakers=speakers,
-                               face_selection=face_selection)
+                               face_selection=face_selection, modalities=modalities)
     if transcript is not None and len(paths) > 1:
         raise _fail("--transcript applies to one media file; give exactly one PATH")
 
@@ -187,6 +191,7 @@ def batch(
     voice_weights: VoiceWeights = None,
     speakers: Speakers = "auto",
     face_selection: FaceSelection = "active",
+    modalities: Modalities = "text,face,voice",
 ) -> None:
     """Analyse many videos on Ray: NAME.analysis.json (and the other formats) or NAME.error.json per input."""
     import time
@@ -198,7 +203,7 @@ def batch(
     options = _analyze_options(fps=fps, device=device, asr_model=asr_model, fusion_weights=fusion_weights,
                                text_weights=text_weights, face_weights=face_weights,
                                voice_weights=voice_weights, speakers=speakers,
-                               face_selection=face_selection)
+                               face_selection=face_selection, modalities=modalities)
     started = time.monotonic()
     try:
         found, problems = expand_inputs(inputs)
@@ -245,7 +250,7 @@ def _formats(spec: str) -> list[str]:
 def _analyze_options(*, fps: float, device: str, asr_model: str, fusion_weights: str, text_weights: Path | None,
                      voice_weights: Path | None, face_weights: Path | None = None, transcript: Path | None = None,
                      model: Path | None = None, speakers: str = "auto",
-                     face_selection: str = "active") -> AnalyzeOptions:
+                     face_selection: str = "active", modalities: str = "text,face,voice") -> AnalyzeOptions:
     """Checked options, with every model file loaded once up front, so a bad one fails before any input."""
     from moodlens.errors import ModelNotFoundError
     from moodlens.fusion import FusionWeights
@@ -261,6 +266,7 @@ def _analyze_options(*, fps: float, device: str, asr_model: str, fusion_weights:
                                  face_weights=str(face_weights) if face_weights else None,
                                  voice_weights=str(voice_weights) if voice_weights else None,
                                  model=str(model) if model else None, face_selection=face_selection,
+                                 modalities=modalities.lower(),
                                  **_speaker_options(speakers))
     except ValueError as err:
         raise _fail(str(err)) from None
@@ -269,11 +275,11 @@ def _analyze_options(*, fps: float, device: str, asr_model: str, fusion_weights:
     try:
         if transcript is None:
             resolve_asr_model(asr_model)
-        if model is None:
+        if model is None and "voice" in options.modalities:
             load_voice_head(options.voice_weights)  # a corrupt file fails here, before any input is read
     except ModelNotFoundError as err:
         raise _fail(str(err)) from None
-    if options.face_weights and model is None:
+    if options.face_weights and model is None and "face" in options.modalities:
         from moodlens.models.face import load_face_expert
 
         try:

@@ -10,6 +10,7 @@ from moodlens.fusion import FusionWeights
 DEVICES = ("cpu", "cuda")
 EXPORT_MANIFEST = "moodlens-export.json"  # in a folder written by `moodlens export text|face`
 FACE_SELECTIONS = ("active", "largest")
+MODALITIES = ("text", "face", "voice")  # the experts (experts.EXPERTS, in the same order)
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class AnalyzeOptions:
     speakers: int | None = None  # force this many speakers; None: found from the evidence
     diarize: bool = True
     model: str | None = None  # a `moodlens train` bundle (DIR/best): feature-level fusion instead
+    # the experts to run; the rest are not loaded or run, and the analysis reports them as off
+    modalities: tuple[str, ...] = MODALITIES
     # What the result calls the file: the server passes the upload's own name, so a result
     # never shows where the server keeps it.
     media_name: str | None = None
@@ -41,6 +44,15 @@ class AnalyzeOptions:
             raise ValueError(f"window_seconds must be positive, got {self.window_seconds:g}")
         if self.max_side < 32:
             raise ValueError(f"max_side must be at least 32, got {self.max_side}")
+        if isinstance(self.modalities, str):  # "text,voice", as the CLI spells it
+            object.__setattr__(self, "modalities", tuple(m.strip() for m in self.modalities.split(",") if m.strip()))
+        object.__setattr__(self, "modalities", tuple(self.modalities))
+        unknown = [m for m in self.modalities if m not in MODALITIES]
+        if unknown or not self.modalities or len(set(self.modalities)) != len(self.modalities):
+            raise ValueError(f"modalities must be distinct names among {', '.join(MODALITIES)}, "
+                             f"got {','.join(self.modalities) or 'none'}")
+        if self.model and tuple(sorted(self.modalities)) != tuple(sorted(MODALITIES)):
+            raise ValueError("modalities apply to the experts; a --model bundle uses every modality it was trained on")
         if self.face_selection not in FACE_SELECTIONS:
             raise ValueError(f"face_selection must be active or largest, got {self.face_selection!r}")
         if self.speakers is not None and not 1 <= self.speakers <= 32:

@@ -11,7 +11,7 @@ from pathlib import Path
 from moodlens import __version__
 from moodlens.analysis import Analysis, ModalityInfo, UtteranceResult
 from moodlens.errors import ModelNotFoundError
-from moodlens.experts import EXPERTS, MediaContext
+from moodlens.experts import EXPERTS, ExpertOutput, MediaContext
 from moodlens.experts.face import face_track
 from moodlens.fusion import BASELINES, Baseline, assemble, fuse
 from moodlens.media import DecodeDamage, MediaInfo, probe
@@ -37,8 +37,9 @@ def warm_up(options: AnalyzeOptions | None = None) -> None:
 
         load_feature_model(str(options.model), options.device)
     else:
-        for make in EXPERTS.values():
-            make(options)
+        for name, make in EXPERTS.items():
+            if name in options.modalities:
+                make(options)
     if not options.transcript:
         load_asr_model(TranscribeOptions(model=options.asr_model, device=options.device))
     if options.diarize:
@@ -82,6 +83,7 @@ def analyze(
             "device": options.device,
             "fusion": fusion,
             "speakers": speakers,
+            "modalities": list(options.modalities),
         },
         modalities=modalities,
         utterances=results,
@@ -96,7 +98,9 @@ def analyze(
 def _decision_level(media: MediaContext, utterances: list[Utterance]
                     ) -> tuple[list[UtteranceResult], dict[str, ModalityInfo], dict[str, object]]:
     """Each expert on its own, then a weighted product of their probabilities."""
-    outputs = {name: make(media.options).predict(media, utterances) for name, make in EXPERTS.items()}
+    on = media.options.modalities
+    outputs = {name: make(media.options).predict(media, utterances) if name in on else turned_off(on, len(utterances))
+               for name, make in EXPERTS.items()}
     media.report("fusion", 0.0)
     per_modality = [{name: out.results[i] for name, out in outputs.items() if out.results[i] is not None}
                     for i in range(len(utterances))]
@@ -106,6 +110,12 @@ def _decision_level(media: MediaContext, utterances: list[Utterance]
     fusion = {"method": "decision-level (weighted product of likelihood ratios)",
               "weights": asdict(media.options.fusion), "baselines": sorted(baselines)}
     return assemble(utterances, per_modality, fused), {n: o.info for n, o in outputs.items()}, fusion
+
+
+def turned_off(modalities: tuple[str, ...], count: int) -> ExpertOutput:
+    """An expert left out by `modalities`: nothing loaded or run, and the analysis says why."""
+    reason = f"turned off (modalities: {','.join(modalities)})"
+    return ExpertOutput([None] * count, ModalityInfo(False, None, None, reason))
 
 
 def _speakers(media: MediaContext, utterances: list[Utterance], results: list[UtteranceResult]

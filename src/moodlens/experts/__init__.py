@@ -8,12 +8,14 @@ from moodlens.experts.base import Expert, ExpertOutput, MediaContext
 from moodlens.experts.face import FaceExpert
 from moodlens.experts.text import TextExpert
 from moodlens.experts.voice import VoiceExpert
-from moodlens.options import AnalyzeOptions
+from moodlens.options import MODALITIES, AnalyzeOptions
 
 EXPERTS: dict[str, Callable[[AnalyzeOptions], Expert]] = {
     "text": TextExpert,
     "face": FaceExpert,
     "voice": VoiceExpert,
 }
+
+assert tuple(EXPERTS) == MODALITIES, "options.MODALITIES names the experts, in order"
 
 __all__ = ["EXPERTS", "Expert", "ExpertOutput", "MediaContext"]
