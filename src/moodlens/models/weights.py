@@ -7,11 +7,13 @@ packaged fallback the answer, so `moodlens` works out of the box on an offline m
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
 
 from moodlens.errors import ModelNotFoundError
+from moodlens.options import EXPORT_MANIFEST
 
 PACKAGE_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 
@@ -80,3 +82,22 @@ def shipped(filename: str) -> Path:
     if not path.exists():
         raise ModelNotFoundError(f"shipped weights {filename} are missing from {PACKAGE_WEIGHTS}")
     return path
+
+
+def read_export_manifest(folder: Path, kind: str) -> dict:
+    """The manifest of a folder written by `moodlens export KIND`'s exporter (its "kind" field)."""
+    path = folder / EXPORT_MANIFEST
+    manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if manifest.get("kind") != kind:
+        raise ValueError(f"{folder}: not a `moodlens export {kind.rsplit('-', 1)[-1]}` folder")
+    return manifest
+
+
+def onnx_session(model: str | Path, device: str = "cpu", threads: int = 0) -> object:
+    """An onnxruntime session on the GPU where asked (falling back to the CPU); threads 0: all cores."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    providers = (["CUDAExecutionProvider"] if device == "cuda" else []) + ["CPUExecutionProvider"]
+    return onnxruntime.InferenceSession(str(model), options, providers=providers)
