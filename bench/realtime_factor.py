@@ -1,11 +1,13 @@
 """Real-time factor of `moodlens analyze`: analysis seconds / media seconds.
 
-    .venv/bin/python bench/realtime_factor.py [--threads N] [--repeat R] [--modalities text,face,voice] [PATH ...]
+    .venv/bin/python bench/realtime_factor.py [--threads N] [--repeat R] [--modalities text,face,voice]
+        [--device cpu|cuda] [PATH ...]
 
 With no paths, it measures the demo video and the 11 MELD test clips in ../shared (where
 present). Model loading is timed once, apart; each file is then analysed R times and the
 median is kept, so the figure is the steady-state cost a batch or server sees. --modalities
 runs only those experts (as `analyze --modalities` does); the issue's targets are for all three.
+The last column is throughput: files analysed per minute, one after another in this process.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--modalities", default="text,face,voice")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = parser.parse_args()
     os.environ["MOODLENS_THREADS"] = str(args.threads)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -39,7 +42,7 @@ def main() -> None:
 
     limit_heap_growth()  # as the CLI does
     torch.set_num_threads(args.threads)
-    options = AnalyzeOptions(modalities=tuple(args.modalities.split(",")))
+    options = AnalyzeOptions(modalities=tuple(args.modalities.split(",")), device=args.device)
     start = time.perf_counter()
     warm_up(options)  # every model analyze uses: text, face detector and classifier, ASR, voice head
     load_seconds = time.perf_counter() - start
@@ -55,9 +58,9 @@ def main() -> None:
         else:
             print(f"(skipping MELD clips: {MELD_CLIPS} is absent)")
 
-    print(f"CPU threads {args.threads}; modalities {args.modalities}; "
+    print(f"CPU threads {args.threads}; device {args.device}; modalities {args.modalities}; "
           f"model loading {load_seconds:.2f} s (once per process)")
-    print(f"{'group':<16} {'files':>5} {'media s':>8} {'analysis s':>10} {'RTF':>6}")
+    print(f"{'group':<16} {'files':>5} {'media s':>8} {'analysis s':>10} {'RTF':>6} {'files/min':>9}")
     for name, paths in groups.items():
         media = spent = 0.0
         for path in paths:
@@ -68,7 +71,8 @@ def main() -> None:
                 runs.append(time.perf_counter() - begin)
             media += analysis.media["duration"]
             spent += statistics.median(runs)
-        print(f"{name:<16} {len(paths):>5} {media:>8.2f} {spent:>10.2f} {spent / media:>6.3f}")
+        print(f"{name:<16} {len(paths):>5} {media:>8.2f} {spent:>10.2f} {spent / media:>6.3f} "
+              f"{60 * len(paths) / spent:>9.1f}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from moodlens.batch import ERROR_SUFFIX, BatchItem, analyse_item, plan, summary_line
+from moodlens.batch import ERROR_SUFFIX, BatchItem, analyse_item, gpu_share, plan, summary_line
+from moodlens.errors import MoodlensError
 from moodlens.options import AnalyzeOptions
 from moodlens.storage import Destination, s3_client, split_s3
 
@@ -119,3 +120,16 @@ def test_a_worker_that_dies_fails_only_the_input_it_held(tmp_path: Path, media_d
     by_name = {r.name: r for r in records}
     assert by_name["demo"].status == "failed" and "batch worker died" in by_name["demo"].error
     assert by_name["tone"].status == "analysed" and (tmp_path / "tone.analysis.json").is_file(), by_name["tone"]
+
+
+@pytest.mark.parametrize(("gpus", "workers", "share"), [(1, 1, 1.0), (1, 4, 0.25), (1, 3, 0.3333), (2, 4, 0.5),
+                                                        (4, 2, 1.0), (0.5, 2, 0.25)])
+def test_gpu_workers_share_the_gpus(gpus: float, workers: int, share: float) -> None:
+    """Ray hides the GPUs from an actor that asks for none, so --device cuda workers ask for a share."""
+    assert gpu_share(gpus, workers) == share
+    assert share * workers <= gpus  # the shares fit, so every worker starts
+
+
+def test_gpu_workers_on_a_cluster_without_gpus_stop_the_batch_with_a_reason() -> None:
+    with pytest.raises(MoodlensError, match="the Ray cluster has no GPU"):
+        gpu_share(0.0, 2)

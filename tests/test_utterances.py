@@ -9,7 +9,10 @@ from moodlens.errors import TranscriptError
 from moodlens.utterances import (
     TranscribeOptions,
     Utterance,
+    cpu_fallback_note,
+    cuda_unusable,
     fixed_windows,
+    load_asr_model,
     parse_timestamp,
     quietest_point,
     read_transcript,
@@ -137,3 +140,45 @@ def test_a_meld_csv_transcript_is_normalised_as_training_text_is(tmp_path: Path)
                     encoding="utf-8")
     [utterance] = read_transcript(path)
     assert utterance.text == 'I\'m here... "yes"' == read_meld_csv(path)[0].text
+
+
+def test_whisper_falls_back_to_the_cpu_where_ctranslate2_has_no_cuda() -> None:
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count():
+        pytest.skip("CTranslate2 sees a CUDA device here; the next test fakes the failure instead")
+    cuda_unusable.cache_clear()
+    assert cuda_unusable("tiny.en") == "CTranslate2 sees no CUDA device"
+    assert load_asr_model(TranscribeOptions(device="cuda")) is load_asr_model(TranscribeOptions())
+    assert cpu_fallback_note("tiny.en", "cuda", "ASR") == (
+        "ASR ran on the CPU, not the GPU: CTranslate2 sees no CUDA device")
+    assert cpu_fallback_note("tiny.en", "cpu", "ASR") is None
+
+
+def test_a_cuda_library_missing_at_the_first_product_is_found_at_load_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CTranslate2's wheels load cuBLAS lazily: the GPU must be tried once before a file relies on it."""
+    import ctranslate2
+
+    from moodlens import utterances
+
+    class Encoder:
+        @staticmethod
+        def encode(features: object) -> None:
+            raise RuntimeError("Library libcublas.so.12 is not found or cannot be loaded")
+
+    class NoCublas:  # what a CUDA 12 build of CTranslate2 does on a CUDA 13 machine
+        def __init__(self) -> None:
+            self.feat_kwargs = {"feature_size": 80}
+            self.model = Encoder()
+
+    real = utterances._whisper
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 1)
+    monkeypatch.setattr(utterances, "_whisper", lambda model, device, compute: NoCublas() if device == "cuda"
+                        else real(model, device, compute))
+    cuda_unusable.cache_clear()
+    try:
+        why = cuda_unusable("tiny.en")
+        assert why == "CTranslate2 could not use CUDA (Library libcublas.so.12 is not found or cannot be loaded)"
+        assert load_asr_model(TranscribeOptions(device="cuda")) is real("tiny.en", "cpu", "int8")
+    finally:
+        cuda_unusable.cache_clear()

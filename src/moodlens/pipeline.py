@@ -20,7 +20,15 @@ from moodlens.models.speaker import load_speaker_encoder
 from moodlens.options import AnalyzeOptions
 from moodlens.speakers import diarize, gather_evidence
 from moodlens.summary import summarize, summarize_speakers
-from moodlens.utterances import TranscribeOptions, Utterance, fixed_windows, load_asr_model, read_transcript, transcribe
+from moodlens.utterances import (
+    TranscribeOptions,
+    Utterance,
+    cpu_fallback_note,
+    fixed_windows,
+    load_asr_model,
+    read_transcript,
+    transcribe,
+)
 
 __all__ = ["STAGES", "AnalyzeOptions", "analyze", "warm_up"]
 
@@ -166,5 +174,7 @@ def _utterances(
         for utterance in transcribe(info.path, asr, notes, damage):
             found.append(utterance)
             report("utterances", min(1.0, utterance.end / info.duration))
+        if note := cpu_fallback_note(options.asr_model, options.device, "ASR"):
+            notes.append(note)
     report("utterances", 1.0)
     return found

@@ -60,10 +60,39 @@ def _whisper(model: str, device: str, compute_type: str) -> WhisperModel:
 
 
 def load_asr_model(options: TranscribeOptions) -> WhisperModel:
-    compute_type = options.compute_type
-    if options.device == "cuda" and compute_type == "int8":
-        compute_type = "float16"
-    return _whisper(options.model, options.device, compute_type)
+    """Whisper on the GPU where CTranslate2 can use it, else on the CPU (see cuda_unusable)."""
+    if options.device == "cuda" and cuda_unusable(options.model) is None:
+        return _whisper(options.model, "cuda", "float16" if options.compute_type == "int8" else options.compute_type)
+    return _whisper(options.model, "cpu", options.compute_type)
+
+
+@lru_cache(maxsize=2)
+def cuda_unusable(model: str) -> str | None:
+    """Why CTranslate2 cannot run Whisper on the GPU here (None: it can).
+
+    Its wheels are built for one CUDA major version (12 for 4.x) and load cuBLAS only at the first
+    matrix product, so on a machine with another CUDA the load succeeds and the first file fails.
+    One encoder pass on silence, at load time, finds out; the CPU then takes over with this reason,
+    which the analysis notes, instead of an `analyze --device cuda` that cannot work.
+    """
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() == 0:
+        return "CTranslate2 sees no CUDA device"
+    try:
+        whisper = _whisper(model, "cuda", "float16")
+        mels = int(whisper.feat_kwargs.get("feature_size", 80))
+        whisper.model.encode(ctranslate2.StorageView.from_array(np.zeros((1, mels, 3000), np.float32)))
+    except (RuntimeError, ValueError) as err:
+        return f"CTranslate2 could not use CUDA ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+    return None
+
+
+def cpu_fallback_note(model: str, device: str, user: str) -> str | None:
+    """The analysis note for a Whisper `user` (ASR, the voice encoder) that ran on the CPU
+    although the GPU was asked for; None where it ran where asked."""
+    why = cuda_unusable(model) if device == "cuda" else None
+    return f"{user} ran on the CPU, not the GPU: {why}" if why else None
 
 
 def transcribe(

@@ -31,7 +31,7 @@ class FaceExpert:
 
     def __init__(self, options: AnalyzeOptions) -> None:
         self.model = load_face_expert(options.face_weights, options.device)
-        self.detector = default_detector()
+        self.detector = default_detector(options.device)
 
     def describe(self) -> ModalityInfo:
         return ModalityInfo(available=True,

@@ -22,7 +22,7 @@ from moodlens.models.voice import (
     load_voice_head,
 )
 from moodlens.options import AnalyzeOptions
-from moodlens.utterances import Utterance
+from moodlens.utterances import Utterance, cpu_fallback_note
 
 SILENCE_RMS = 10 ** (-50 / 20)  # -50 dBFS: nothing to hear
 
@@ -52,6 +52,8 @@ class VoiceExpert:
         if not media.info.has_audio:
             return unavailable(self.describe(), "no audio stream", len(utterances))
         media.report(self.name, 0.0)
+        if note := cpu_fallback_note(self.head.config.encoder, media.options.device, "the voice encoder"):
+            media.notes.append(note)
         results: list[ModalityResult | None] = [None] * len(utterances)
         spans = [(u.start, u.end) for u in utterances]
         chunks = iter_audio(media.info.path, 60.0, media.notes, media.damage)

@@ -93,11 +93,15 @@ def read_export_manifest(folder: Path, kind: str) -> dict:
     return manifest
 
 
-def onnx_session(model: str | Path, device: str = "cpu", threads: int = 0) -> object:
-    """An onnxruntime session on the GPU where asked (falling back to the CPU); threads 0: all cores."""
+def onnx_session(model: str | Path | bytes, device: str = "cpu", threads: int = 0) -> object:
+    """An onnxruntime session on the GPU where asked and this onnxruntime has CUDA (the plain
+    `onnxruntime` wheel does not: asking it anyway only prints a warning), else on the CPU;
+    threads 0: all cores."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
-    providers = (["CUDAExecutionProvider"] if device == "cuda" else []) + ["CPUExecutionProvider"]
-    return onnxruntime.InferenceSession(str(model), options, providers=providers)
+    gpu = device == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
+    providers = (["CUDAExecutionProvider"] if gpu else []) + ["CPUExecutionProvider"]
+    source = model if isinstance(model, bytes) else str(model)
+    return onnxruntime.InferenceSession(source, options, providers=providers)
