@@ -1,12 +1,13 @@
 """Throughput of `moodlens batch` (Ray) against `moodlens analyze` on the same files.
 
-    .venv/bin/python bench/batch_throughput.py [--concurrency 1 2] [--copies N] [PATH ...]
+    .venv/bin/python bench/batch_throughput.py [--concurrency 1 2] [--copies N] [--device cpu|cuda] [PATH ...]
 
 With no paths it uses the 11 MELD test clips in ../shared. --copies repeats the list (as
 distinct files, so nothing is skipped) to give the workers a longer queue. Each command runs
 in its own process, as a user runs it, with fresh output folders. It prints videos per minute
 for each, and where the batch's time goes: starting Ray and loading the models in the workers
 (the time to the first result, less that input's own analysis), then the analyses themselves.
+--device cuda runs both on the GPU (the batch's workers share it: batch.gpu_share).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def main() -> None:
     parser.add_argument("paths", nargs="*", type=Path)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--copies", type=int, default=2)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = parser.parse_args()
     sources = args.paths or sorted(CLIPS.glob("*.mp4"))
     if not sources:
@@ -55,12 +57,13 @@ def main() -> None:
             for source in sources:
                 (inputs / f"{source.stem}-{copy}{source.suffix}").symlink_to(source.resolve())
         count = len(sources) * args.copies
-        print(f"{count} inputs ({len(sources)} files x {args.copies}), {os.cpu_count()} cores")
-        seconds, _ = timed([str(MOODLENS), "analyze", str(inputs), "--out", str(work / "analyze")])
+        print(f"{count} inputs ({len(sources)} files x {args.copies}), {os.cpu_count()} cores, device {args.device}")
+        seconds, _ = timed([str(MOODLENS), "analyze", str(inputs), "--out", str(work / "analyze"),
+                            "--device", args.device])
         print(f"{'moodlens analyze (one process)':40} {seconds:7.1f} s  {60 * count / seconds:6.1f} videos/min")
         for concurrency in args.concurrency:
             seconds, lines = timed([str(MOODLENS), "batch", str(inputs), "--out", str(work / f"batch-{concurrency}"),
-                                    "--concurrency", str(concurrency)])
+                                    "--concurrency", str(concurrency), "--device", args.device])
             items = [(at, float(m["seconds"])) for at, line in lines if (m := ITEM.match(line))]
             if len(items) != count:
                 raise SystemExit(f"batch reported {len(items)} analysed inputs of {count}")
