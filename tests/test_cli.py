@@ -116,6 +116,22 @@ def test_cuda_without_a_gpu(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no CUDA GPU is available" in result.stderr
 
 
+def test_a_batch_for_a_ray_cluster_leaves_the_gpu_to_its_workers() -> None:
+    """`batch --address ... --device cuda` from a machine without a GPU: the cluster's workers
+    have the GPUs (each refuses at warm_up if it has none); the driver only checks the files."""
+    import torch
+
+    from moodlens.cli import _analyze_options
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present; this checks a driver that has none")
+    common = {"fps": 2.0, "device": "cuda", "asr_model": "tiny.en", "fusion_weights": "",
+              "text_weights": None, "voice_weights": None}
+    assert _analyze_options(**common, runs_here=False).device == "cuda"
+    with pytest.raises(Exception, match="no CUDA GPU is available"):
+        _analyze_options(**common)
+
+
 def test_bad_transcript_is_reported(tmp_path: Path, media_dir: Path) -> None:
     srt = tmp_path / "bad.srt"
     srt.write_text("nothing timed here", encoding="utf-8")

@@ -105,3 +105,13 @@ def test_the_library_checks_its_options_too(options: dict, message: str) -> None
 
     with pytest.raises(ValueError, match=re.escape(message)):
         moodlens.analyze(DEMO, **options)
+
+
+def test_cuda_is_refused_where_the_models_would_run_not_where_options_are_made() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present; this checks the refusal when there is none")
+    options = AnalyzeOptions(device="cuda")  # a Ray driver makes these for GPU workers
+    with pytest.raises(ValueError, match="device cuda asked for, but no CUDA GPU is available"):
+        analyze(DEMO, options)

@@ -203,7 +203,7 @@ def batch(
     options = _analyze_options(fps=fps, device=device, asr_model=asr_model, fusion_weights=fusion_weights,
                                text_weights=text_weights, face_weights=face_weights,
                                voice_weights=voice_weights, speakers=speakers,
-                               face_selection=face_selection, modalities=modalities)
+                               face_selection=face_selection, modalities=modalities, runs_here=address is None)
     started = time.monotonic()
     try:
         found, problems = expand_inputs(inputs)
@@ -252,15 +252,19 @@ def _formats(spec: str) -> list[str]:
 def _analyze_options(*, fps: float, device: str, asr_model: str, fusion_weights: str, text_weights: Path | None,
                      voice_weights: Path | None, face_weights: Path | None = None, transcript: Path | None = None,
                      model: Path | None = None, speakers: str = "auto",
-                     face_selection: str = "active", modalities: str = "text,face,voice") -> AnalyzeOptions:
-    """Checked options, with every model file loaded once up front, so a bad one fails before any input."""
+                     face_selection: str = "active", modalities: str = "text,face,voice",
+                     runs_here: bool = True) -> AnalyzeOptions:
+    """Checked options, with every model file loaded once up front, so a bad one fails before any input.
+    runs_here=False (a batch on a Ray cluster): the device is the workers' to have, not this machine's."""
     from moodlens.errors import ModelNotFoundError
     from moodlens.fusion import FusionWeights
     from moodlens.models.voice import load_voice_head
     from moodlens.models.weights import resolve_asr_model
-    from moodlens.options import AnalyzeOptions
+    from moodlens.options import AnalyzeOptions, require_device
 
     try:
+        if runs_here:
+            require_device(device)
         weights = FusionWeights.parse(fusion_weights) if fusion_weights else FusionWeights()
         options = AnalyzeOptions(asr_model=asr_model, transcript=str(transcript) if transcript else None,
                                  fps=fps, device=device, fusion=weights,
@@ -272,8 +276,9 @@ def _analyze_options(*, fps: float, device: str, asr_model: str, fusion_weights:
                                  **_speaker_options(speakers))
     except ValueError as err:
         raise _fail(str(err)) from None
+    checked_on = device if runs_here else "cpu"  # the files are checked; the GPU is the workers'
     if model is not None:
-        _check_bundle(model, device)
+        _check_bundle(model, checked_on)
     try:
         if transcript is None:
             resolve_asr_model(asr_model)
@@ -285,7 +290,7 @@ def _analyze_options(*, fps: float, device: str, asr_model: str, fusion_weights:
         from moodlens.models.face import load_face_expert
 
         try:
-            load_face_expert(options.face_weights, device)
+            load_face_expert(options.face_weights, checked_on)
         except Exception as err:  # onnxruntime and safetensors raise their own types
             raise _fail(f"{face_weights}: not a face model ({str(err).splitlines()[0][:200]})") from None
     return options

@@ -63,8 +63,14 @@ class AnalyzeOptions:
             exported = name != "voice_weights" and value is not None and (Path(value) / EXPORT_MANIFEST).is_file()
             if value is not None and not Path(value).is_file() and not exported:
                 raise ValueError(f"{value}: {name.split('_')[0]} model file not found")
-        if self.device == "cuda":
-            import torch
 
-            if not torch.cuda.is_available():
-                raise ValueError("device cuda asked for, but no CUDA GPU is available")
+
+def require_device(device: str) -> None:
+    """Refuse a device this process cannot use. Checked where the models run (analyze, warm_up,
+    the CLI for local work), not when options are made: a batch driver on a laptop hands
+    `device="cuda"` to a Ray cluster's GPU workers."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError("device cuda asked for, but no CUDA GPU is available")

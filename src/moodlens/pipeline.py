@@ -17,7 +17,7 @@ from moodlens.fusion import BASELINES, Baseline, assemble, fuse
 from moodlens.media import DecodeDamage, MediaInfo, probe
 from moodlens.models.face import is_shipped_export
 from moodlens.models.speaker import load_speaker_encoder
-from moodlens.options import AnalyzeOptions
+from moodlens.options import AnalyzeOptions, require_device
 from moodlens.speakers import diarize, gather_evidence
 from moodlens.summary import summarize, summarize_speakers
 from moodlens.utterances import (
@@ -40,6 +40,7 @@ def warm_up(options: AnalyzeOptions | None = None) -> None:
     """Load every model that `analyze` will use with these options, so the first file does not
     pay for it (a server worker calls this when it starts)."""
     options = options or AnalyzeOptions()
+    require_device(options.device)
     if options.model:
         from moodlens.feature_level import load_feature_model
 
@@ -60,6 +61,7 @@ def analyze(
 ) -> Analysis:
     """Analyse one media file. Raises a MoodlensError subclass on bad input."""
     options = options or AnalyzeOptions()
+    require_device(options.device)
     report = progress or (lambda stage, done: None)
     notes: list[str] = []
     damage = DecodeDamage()
