@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from moodlens.cli import app
@@ -116,7 +117,7 @@ def test_cuda_without_a_gpu(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no CUDA GPU is available" in result.stderr
 
 
-def test_a_batch_for_a_ray_cluster_leaves_the_gpu_to_its_workers() -> None:
+def test_a_batch_for_a_ray_cluster_leaves_the_gpu_to_its_workers(capfd: pytest.CaptureFixture[str]) -> None:
     """`batch --address ... --device cuda` from a machine without a GPU: the cluster's workers
     have the GPUs (each refuses at warm_up if it has none); the driver only checks the files."""
     import torch
@@ -128,8 +129,10 @@ def test_a_batch_for_a_ray_cluster_leaves_the_gpu_to_its_workers() -> None:
     common = {"fps": 2.0, "device": "cuda", "asr_model": "tiny.en", "fusion_weights": "",
               "text_weights": None, "voice_weights": None}
     assert _analyze_options(**common, runs_here=False).device == "cuda"
-    with pytest.raises(Exception, match="no CUDA GPU is available"):
+    capfd.readouterr()
+    with pytest.raises(typer.Exit) as refused:  # what `analyze --device cuda` meets here
         _analyze_options(**common)
+    assert refused.value.exit_code == 2 and "no CUDA GPU is available" in capfd.readouterr().err
 
 
 def test_bad_transcript_is_reported(tmp_path: Path, media_dir: Path) -> None:
