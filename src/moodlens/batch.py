@@ -160,10 +160,10 @@ def gpu_share(cluster_gpus: float, workers: int) -> float:
     """Each worker's share of the cluster's GPUs for `--device cuda`.
 
     Ray hides every GPU from an actor that asks for none (CUDA_VISIBLE_DEVICES=""), so the
-    workers must ask. A share, not a whole GPU: one file keeps a GPU busy only in short bursts
-    (ASR and face detection run on the CPU with the stock wheels), and on one H100, 8 processes
-    analysed 2.8 times the files per minute that one did. At most 1 GPU each; rounded down so
-    that the shares fit the GPUs exactly.
+    workers must ask. A share, not a whole GPU: one short file keeps neither a GPU nor many
+    cores busy (ASR and face detection run on the CPU with the stock wheels), and on one H100
+    with 16 cores, 8 processes analysed 2.8 times the files per minute that one did. At most 1
+    GPU each; rounded down so that the shares fit the GPUs exactly.
     """
     if cluster_gpus <= 0:
         raise MoodlensError("device cuda asked for, but the Ray cluster has no GPU")
