@@ -160,6 +160,31 @@ def test_also_at_adds_frames_between_samples(media_dir: Path) -> None:
     assert [round(f.time, 1) for f in frames] == [0.0, 0.3, 1.3, 1.8]
 
 
+def test_skipping_unreferenced_frames_takes_the_frames_a_full_decode_would() -> None:
+    import av
+
+    fps, also_at = 2.0, [1.03, 1.07, 7.5, 7.51]
+    expected, next_time, wanted, count = [], 0.0, iter(also_at), 0
+    moment = next(wanted)
+    with av.open(str(DEMO)) as container:
+        for frame in container.decode(video=0):  # sample_frames's rule, on every frame
+            count, time = count + 1, float(frame.time)
+            take = time + 1e-6 >= next_time
+            while moment is not None and time + 1e-6 >= moment:
+                take, moment = True, next(wanted, None)
+            if take:
+                next_time = time + 1.0 / fps
+                expected.append((time, frame.to_ndarray(width=640, height=360, format="rgb24")))
+    with av.open(str(DEMO)) as container:  # the demo's B-frames that no frame refers to: ~40 %
+        container.streams.video[0].codec_context.skip_frame = "NONREF"
+        assert sum(1 for _ in container.decode(video=0)) < 0.7 * count
+
+    frames = list(sample_frames(DEMO, fps=fps, also_at=also_at))
+    assert [f.time for f in frames] == [t for t, _ in expected]
+    for frame, (_, image) in zip(frames, expected, strict=True):
+        assert np.array_equal(frame.image, image)
+
+
 def flip_middle(source: Path, target: Path, count: int = 16) -> Path:
     """The issue's case: `count` bytes inverted halfway through the file."""
     data = bytearray(source.read_bytes())

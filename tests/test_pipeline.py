@@ -31,6 +31,22 @@ def test_demo_video_end_to_end() -> None:
     assert happy.emotion.label == "joy" and happy.sentiment.label == "positive"
 
 
+def test_numpy_blas_runs_on_one_thread_during_analysis_only(media_dir: Path) -> None:
+    """Its busy-waiting threads would take a core from the models (see analyze)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:  # numpy's own; other wheels bring single-threaded builds
+        return {lib["num_threads"] for lib in threadpool_info()
+                if lib["user_api"] == "blas" and "numpy" in lib["filepath"]}
+
+    seen: list[set[int]] = []
+    with threadpool_limits(2, user_api="blas"):
+        analyze(media_dir / "tone.wav", progress=lambda stage, done: seen.append(blas_threads()))
+        after = blas_threads()
+    assert seen and all(threads == {1} for threads in seen)
+    assert after == {2}
+
+
 def test_video_without_audio_is_face_only(media_dir: Path) -> None:
     analysis = analyze(media_dir / "silent_video.mp4")
     assert [(u.start, u.end) for u in analysis.utterances] == [(0.0, 5.0), (5.0, 6.0)]

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from threadpoolctl import threadpool_limits
+
 from moodlens import __version__
 from moodlens.analysis import Analysis, ModalityInfo, UtteranceResult
 from moodlens.errors import ModelNotFoundError
@@ -62,6 +64,15 @@ def analyze(
     """Analyse one media file. Raises a MoodlensError subclass on bad input."""
     options = options or AnalyzeOptions()
     require_device(options.device)
+    # numpy's OpenBLAS busy-waits on its other threads for about 0.1 s after each multithreaded
+    # product (the mel filterbank of every Whisper window is one), taking a core from torch,
+    # onnxruntime and CTranslate2 just when they start; its products here are small enough for
+    # one thread. Only for this call: the caller's own numpy keeps its threads.
+    with threadpool_limits(1, user_api="blas"):
+        return _analyze(path, options, progress)
+
+
+def _analyze(path: str | Path, options: AnalyzeOptions, progress: Progress | None) -> Analysis:
     report = progress or (lambda stage, done: None)
     notes: list[str] = []
     damage = DecodeDamage()

@@ -53,10 +53,15 @@ class TranscribeOptions:
 def _whisper(model: str, device: str, compute_type: str) -> WhisperModel:
     from faster_whisper import WhisperModel
 
+    from moodlens.models.text import fast_bf16
+    from moodlens.models.whisper_encoder import use_torch_encoder
+
     threads = int(os.environ.get("MOODLENS_THREADS", "0")) or (os.cpu_count() or 1)
-    return WhisperModel(
-        resolve_asr_model(model), device=device, compute_type=compute_type, cpu_threads=threads
-    )
+    folder = resolve_asr_model(model)
+    whisper = WhisperModel(folder, device=device, compute_type=compute_type, cpu_threads=threads)
+    if device == "cpu" and fast_bf16():
+        use_torch_encoder(whisper, folder)
+    return whisper
 
 
 def load_asr_model(options: TranscribeOptions) -> WhisperModel:
