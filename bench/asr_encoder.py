@@ -7,14 +7,18 @@ seconds over the 11 MELD test clips in ../shared, and the word error rate on tho
 11, and the 7 whose audio is their CSV line, as tests/test_meld_clips.py splits them) and on
 RAVDESS speech in ../shared (--ravdess-per-actor files from each of actors 1-20; every file reads
 one of two known sentences). The decoder, beam search and word alignment are CTranslate2's in
-both. numpy's BLAS is held to one thread, as `analyze` holds it.
+both. Each encoder runs in a process of its own, set up as `analyze` sets it up (CTranslate2 on
+one thread beside the torch encoder, on all of them alone; numpy's BLAS on one thread): the two
+share one libgomp, and a CTranslate2 thread team slows torch for the rest of a process.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
 MELD_CLIPS = SHARED / "meld" / "media" / "test"
 RAVDESS = SHARED / "speech" / "ravdess"
+ENCODERS = ("CTranslate2 int8", "torch bf16")
 STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
 
 
@@ -32,20 +37,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ravdess-per-actor", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--encoder", choices=ENCODERS, help="measure this one only, in this process")
     args = parser.parse_args()
     if not (MELD_CLIPS / "labels.csv").is_file() or not RAVDESS.is_dir():
         raise SystemExit(f"the MELD clips ({MELD_CLIPS}) and RAVDESS speech ({RAVDESS}) in ../shared are needed")
+    if args.encoder is None:
+        print(f"{'encoder':22} {'pass s':>7} {'MELD ASR s':>10} {'MELD WER':>9} {'7 aligned':>9} "
+              f"{'RAVDESS WER':>11}", flush=True)
+        for name in ENCODERS:
+            subprocess.run([sys.executable, __file__, "--encoder", name, "--repeat", str(args.repeat),
+                            "--ravdess-per-actor", str(args.ravdess_per_actor)], check=True)
+        return
     sys.path.insert(0, str(ROOT))
-    from faster_whisper import WhisperModel
     from tests.test_meld_clips import aligned, word_errors, words
     from threadpoolctl import threadpool_limits
 
     from moodlens.media import probe, read_audio
-    from moodlens.models.weights import resolve_asr_model
-    from moodlens.models.whisper_encoder import use_torch_encoder
-    from moodlens.utterances import TranscribeOptions, _transcribe_piece
+    from moodlens.models.text import fast_bf16
+    from moodlens.utterances import TranscribeOptions, _transcribe_piece, load_asr_model
 
-    folder = resolve_asr_model("tiny.en")
+    os.environ["MOODLENS_BF16"] = "1" if args.encoder == "torch bf16" else "0"
+    fast_bf16.cache_clear()
+    model = load_asr_model(TranscribeOptions())
+    if hasattr(model, "torch_encoder") != (args.encoder == "torch bf16"):
+        raise SystemExit(f"{args.encoder}: not what analyze runs here (MOODLENS_BF16 was forced)")
     options = TranscribeOptions()
     with (MELD_CLIPS / "labels.csv").open(newline="", encoding="utf-8") as handle:
         paths = [(row, MELD_CLIPS / f"dia{row['Dialogue_ID']}_utt{row['Utterance_ID']}.mp4")
@@ -57,35 +72,30 @@ def main() -> None:
                for path in sorted(actor.glob("*.flac"))[::every][: args.ravdess_per_actor]]
     window = np.zeros((80, 3000), np.float32)
 
-    print(f"{len(meld)} MELD clips, {len(ravdess)} RAVDESS files; 30 s encoder pass: median of {args.repeat}")
-    print(f"{'encoder':22} {'pass s':>7} {'MELD ASR s':>10} {'MELD WER':>9} {'7 aligned':>9} {'RAVDESS WER':>11}")
-    for name in ("CTranslate2 int8", "torch bf16"):
-        model = WhisperModel(folder, device="cpu", compute_type="int8")
-        if name.startswith("torch"):
-            use_torch_encoder(model, folder)
-        with threadpool_limits(1, user_api="blas"):
-            model.encode(window)
-            passes = []
-            for _ in range(args.repeat):
-                began = time.perf_counter()
-                model.encode(window)
-                passes.append(time.perf_counter() - began)
-
-            def text(samples: np.ndarray, model: WhisperModel = model) -> list[str]:
-                return words(" ".join(u.text for u in _transcribe_piece(model, samples, 0.0, options)))
-
+    with threadpool_limits(1, user_api="blas"):
+        model.encode(window)
+        passes = []
+        for _ in range(args.repeat):
             began = time.perf_counter()
-            meld_words = [(words(row["Utterance"]), text(audio), matches) for row, audio, matches in meld]
-            meld_seconds = time.perf_counter() - began
-            ravdess_words = [(words(sentence), text(audio)) for sentence, audio in ravdess]
+            model.encode(window)
+            passes.append(time.perf_counter() - began)
 
-        def rate(pairs: list) -> str:
-            errors = sum(word_errors(ref, hyp) for ref, hyp, *_ in pairs)
-            total = sum(len(ref) for ref, *_ in pairs)
-            return f"{errors / total:.3f}"
+        def text(samples: np.ndarray) -> list[str]:
+            return words(" ".join(u.text for u in _transcribe_piece(model, samples, 0.0, options)))
 
-        print(f"{name:22} {statistics.median(passes):7.3f} {meld_seconds:10.2f} {rate(meld_words):>9} "
-              f"{rate([p for p in meld_words if p[2]]):>9} {rate(ravdess_words):>11}")
+        began = time.perf_counter()
+        meld_words = [(words(row["Utterance"]), text(audio), matches) for row, audio, matches in meld]
+        meld_seconds = time.perf_counter() - began
+        ravdess_words = [(words(sentence), text(audio)) for sentence, audio in ravdess]
+
+    def rate(pairs: list) -> str:
+        errors = sum(word_errors(ref, hyp) for ref, hyp, *_ in pairs)
+        total = sum(len(ref) for ref, *_ in pairs)
+        return f"{errors / total:.3f}"
+
+    print(f"{args.encoder:22} {statistics.median(passes):7.3f} {meld_seconds:10.2f} {rate(meld_words):>9} "
+          f"{rate([p for p in meld_words if p[2]]):>9} {rate(ravdess_words):>11}  "
+          f"({len(meld)} MELD clips, {len(ravdess)} RAVDESS files; pass: median of {args.repeat})", flush=True)
 
 
 if __name__ == "__main__":

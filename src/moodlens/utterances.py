@@ -52,15 +52,29 @@ class TranscribeOptions:
 @lru_cache(maxsize=2)
 def _whisper(model: str, device: str, compute_type: str) -> WhisperModel:
     from faster_whisper import WhisperModel
+    from faster_whisper.utils import download_model
 
     from moodlens.models.text import fast_bf16
-    from moodlens.models.whisper_encoder import use_torch_encoder
+    from moodlens.models.whisper_encoder import torch_encoder, use_torch_encoder
 
     threads = int(os.environ.get("MOODLENS_THREADS", "0")) or (os.cpu_count() or 1)
     folder = resolve_asr_model(model)
-    whisper = WhisperModel(folder, device=device, compute_type=compute_type, cpu_threads=threads)
+    encoder = None
     if device == "cpu" and fast_bf16():
-        use_torch_encoder(whisper, folder)
+        folder = folder if Path(folder).is_dir() else download_model(folder)  # a hub name, online
+        encoder = torch_encoder(folder)
+    # CTranslate2 and torch end up sharing one libgomp. Once CTranslate2 starts a thread team of
+    # its own, libgomp counts more threads than cores and stops spinning for everyone, and
+    # torch's many small ops (CAM++, MPNet) then wait on sleeping threads: twice as slow. With
+    # the encoder in torch, what CTranslate2 has left (decoding a few tokens, word alignment,
+    # the voice expert's short clips) needs no team.
+    whisper = WhisperModel(folder, device=device, compute_type=compute_type,
+                           cpu_threads=1 if encoder is not None else threads)
+    if encoder is not None:
+        import torch
+
+        torch.set_num_threads(threads)  # CTranslate2 set this thread's OpenMP count to its own
+        use_torch_encoder(whisper, encoder)
     return whisper
 
 

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from moodlens.media import read_audio
 from moodlens.models.weights import resolve_asr_model
-from moodlens.models.whisper_encoder import WhisperEncoder, read_ctranslate2, use_torch_encoder
+from moodlens.models.whisper_encoder import WhisperEncoder, read_ctranslate2, torch_encoder, use_torch_encoder
 from moodlens.utterances import TranscribeOptions, _transcribe_piece, _whisper, load_asr_model
 from tests.conftest import DEMO
 
@@ -49,7 +51,7 @@ def test_faster_whisper_decodes_from_the_torch_encoder(demo_mel: np.ndarray) -> 
     from faster_whisper import WhisperModel
 
     whisper = WhisperModel(FOLDER, device="cpu", compute_type="int8")
-    use_torch_encoder(whisper, FOLDER)
+    use_torch_encoder(whisper, torch_encoder(FOLDER))
     calls = []
     encode = whisper.encode
     whisper.encode = lambda features: calls.append(features.shape) or encode(features)
@@ -77,11 +79,34 @@ def test_asr_encodes_in_torch_only_where_the_cpu_has_bf16(monkeypatch: pytest.Mo
     from moodlens.models.text import fast_bf16
 
     monkeypatch.setenv("MOODLENS_BF16", bf16)
+    monkeypatch.setenv("MOODLENS_THREADS", "2")
     fast_bf16.cache_clear()
     _whisper.cache_clear()
+    threads = torch.get_num_threads()
     try:
         whisper = load_asr_model(TranscribeOptions())
         assert hasattr(whisper, "torch_encoder") == (bf16 == "1")
+        if bf16 == "1":
+            # CTranslate2, on one thread there, sets the loading thread's OpenMP count to 1,
+            # which torch shares; the torch encoder and every model after it need theirs back
+            assert torch.get_num_threads() == 2
     finally:
+        torch.set_num_threads(threads)
         fast_bf16.cache_clear()
         _whisper.cache_clear()
+
+
+def test_a_quantized_or_unreadable_model_stays_in_ctranslate2(tmp_path: Path) -> None:
+    import struct
+
+    def text(value: str) -> bytes:
+        return struct.pack("H", len(value) + 1) + value.encode() + b"\0"
+
+    scale = np.ones(384, np.float32).tobytes()  # what an int8 conversion stores beside each weight
+    (tmp_path / "model.bin").write_bytes(
+        struct.pack("I", 6) + text("WhisperSpec") + struct.pack("I", 3) + struct.pack("I", 1)
+        + text("encoder/layer_0/ffn/linear_0/weight_scale") + struct.pack("B", 1) + struct.pack("I", 384)
+        + struct.pack("B", 0) + struct.pack("I", len(scale)) + scale + struct.pack("I", 0))
+    assert read_ctranslate2(tmp_path / "model.bin", "encoder/")["layer_0/ffn/linear_0/weight_scale"].shape == (384,)
+    assert torch_encoder(tmp_path) is None
+    assert torch_encoder(tmp_path / "absent") is None

@@ -9,6 +9,7 @@ place of features. Elsewhere CTranslate2 does it all: float32 torch is no faster
 
 from __future__ import annotations
 
+import logging
 import re
 import struct
 from pathlib import Path
@@ -108,7 +109,10 @@ class WhisperEncoder(nn.Module):
 
     @classmethod
     def from_ctranslate2(cls, folder: str | Path) -> WhisperEncoder:
+        """Raises ValueError for a model whose weights CTranslate2 stored quantized."""
         weights = read_ctranslate2(Path(folder) / "model.bin", "encoder/")
+        if any(name.endswith("weight_scale") for name in weights):
+            raise ValueError(f"{folder}: the encoder's weights are stored quantized")
         layers = len({name.split("/")[0] for name in weights if re.match(r"layer_\d+/", name)})
         conv1 = weights["conv1/weight"]
         positions = weights["position_encodings/encodings"]
@@ -131,11 +135,21 @@ class WhisperEncoder(nn.Module):
         return encoder.eval()
 
 
-def use_torch_encoder(whisper: WhisperModel, folder: str | Path, dtype: torch.dtype = torch.bfloat16) -> None:
-    """Make `whisper` (a CPU faster-whisper model loaded from `folder`) encode in torch."""
+def torch_encoder(folder: str | Path, dtype: torch.dtype = torch.bfloat16) -> WhisperEncoder | None:
+    """The encoder of the CTranslate2 Whisper in `folder`, in torch; None where it cannot be read
+    (quantized or unfamiliar weights), so CTranslate2 keeps encoding."""
+    try:
+        return WhisperEncoder.from_ctranslate2(folder).to(dtype)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        logging.getLogger(__name__).info("Whisper encodes in CTranslate2: %s", err)
+        return None
+
+
+def use_torch_encoder(whisper: WhisperModel, encoder: WhisperEncoder) -> None:
+    """Make `whisper` (a CPU faster-whisper model) encode with `encoder`."""
     import ctranslate2
 
-    encoder = WhisperEncoder.from_ctranslate2(folder).to(dtype)
+    dtype = encoder.conv1.weight.dtype
 
     def encode(features: np.ndarray) -> ctranslate2.StorageView:
         mel = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32)).to(dtype)
