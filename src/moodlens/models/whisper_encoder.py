@@ -10,6 +10,7 @@ place of features. Elsewhere CTranslate2 does it all: float32 torch is no faster
 from __future__ import annotations
 
 import logging
+import mmap
 import re
 import struct
 from pathlib import Path
@@ -34,7 +35,8 @@ def read_ctranslate2(path: str | Path, prefix: str = "") -> dict[str, np.ndarray
     The format is the one `ctranslate2.specs.ModelSpec._serialize` writes (binary version 6): a
     header, then name, shape, type and raw bytes for each variable.
     """
-    data = Path(path).read_bytes()
+    with Path(path).open("rb") as handle:  # mapped: only the pages of the variables asked for are read
+        data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
     offset = 0
 
     def take(fmt: str) -> int:
@@ -65,8 +67,9 @@ def read_ctranslate2(path: str | Path, prefix: str = "") -> dict[str, np.ndarray
                 raise ValueError(f"{path}: {name} has CTranslate2 type {kind}, which is not read here")
             variables[name[len(prefix):]] = np.frombuffer(
                 data, _CT2_DTYPES[kind], size // np.dtype(_CT2_DTYPES[kind]).itemsize, offset
-            ).reshape(shape)
+            ).reshape(shape).copy()
         offset += size
+    data.close()
     return variables
 
 
