@@ -6,9 +6,10 @@ import contextlib
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from functools import lru_cache
 from pathlib import Path
 
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from moodlens import __version__
 from moodlens.analysis import Analysis, ModalityInfo, UtteranceResult
@@ -68,8 +69,14 @@ def analyze(
     # product (the mel filterbank of every Whisper window is one), taking a core from torch,
     # onnxruntime and CTranslate2 just when they start; its products here are small enough for
     # one thread. Only for this call: the caller's own numpy keeps its threads.
-    with threadpool_limits(1, user_api="blas"):
+    with _blas_libraries().limit(limits=1, user_api="blas"):
         return _analyze(path, options, progress)
+
+
+@lru_cache(maxsize=1)
+def _blas_libraries() -> ThreadpoolController:
+    # found once (numpy's is loaded with this module): looking them up costs 3 ms a call
+    return ThreadpoolController()
 
 
 def _analyze(path: str | Path, options: AnalyzeOptions, progress: Progress | None) -> Analysis:
