@@ -1,10 +1,12 @@
 """Whisper's encoder in torch, read from a CTranslate2 model folder, for faster-whisper's ASR.
 
-On a short clip the 30 s encoder pass is most of ASR's cost (0.30 s of 0.47 s per MELD clip on
-2 cores), and CTranslate2 runs it in int8 with float32 attention. Where the CPU has native
-bfloat16, torch runs the same encoder in bf16 about 1.5x faster (bench/asr_encoder.py); the
-decoder, its beam search and word alignment stay in CTranslate2, which accepts encoder states in
-place of features. Elsewhere CTranslate2 does it all: float32 torch is no faster than its int8.
+On a short clip the 30 s encoder pass is most of ASR's cost, and the only part that needs
+threads. Where the CPU has native bfloat16, torch runs it (0.23 s against CTranslate2's 0.30 s
+in int8 on 2 cores: bench/asr_encoder.py), so that CTranslate2, which shares torch's libgomp,
+can run on one thread and never start the thread team that slows torch's small ops (see
+utterances._whisper). The decoder, its beam search and word alignment stay in CTranslate2, which
+accepts encoder states in place of features. Elsewhere CTranslate2 does it all: float32 torch is
+no faster than its int8.
 """
 
 from __future__ import annotations
