@@ -18,8 +18,9 @@ from moodlens.utterances import (
     read_transcript,
     split_sentences,
     transcribe,
+    trim_padding,
 )
-from tests.conftest import DEMO
+from tests.conftest import DEMO, SHARED, need_shared
 
 
 def test_parse_timestamp_formats() -> None:
@@ -173,12 +174,53 @@ def test_a_cuda_library_missing_at_the_first_product_is_found_at_load_time(monke
 
     real = utterances._whisper
     monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 1)
-    monkeypatch.setattr(utterances, "_whisper", lambda model, device, compute: NoCublas() if device == "cuda"
-                        else real(model, device, compute))
+    monkeypatch.setattr(utterances, "_whisper", lambda model, device, *rest: NoCublas() if device == "cuda"
+                        else real(model, device, *rest))
     cuda_unusable.cache_clear()
     try:
         why = cuda_unusable("tiny.en")
         assert why == "CTranslate2 could not use CUDA (Library libcublas.so.12 is not found or cannot be loaded)"
-        assert load_asr_model(TranscribeOptions(device="cuda")) is real("tiny.en", "cpu", "int8")
+        assert load_asr_model(TranscribeOptions(device="cuda")) is load_asr_model(TranscribeOptions())
     finally:
         cuda_unusable.cache_clear()
+
+
+def test_trim_padding_keeps_the_audio_and_that_much_padding() -> None:
+    features = np.zeros((80, 3000), np.float32)
+    features[:, :231] = -0.6
+    features[:, 100] = 0.0  # digital silence inside the audio is not padding
+    trimmed = trim_padding(features, 1000)
+    assert trimmed.shape == (80, 1232)  # 231 + 1000, made even for the encoder's stride of 2
+    np.testing.assert_array_equal(trimmed, features[:, :1232])
+    assert trim_padding(features[None], 1000).shape == (1, 80, 1232)
+    assert trim_padding(features, 3000) is features
+    features[7, 2100] = 0.2
+    assert trim_padding(features, 1000) is features  # speech to 2101 + 1000 reaches the end
+    assert trim_padding(np.zeros((80, 3000), np.float32), 500).shape == (80, 500)
+
+
+def test_asr_encodes_a_short_clip_with_ten_seconds_of_padding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the encoder really receives in analyze's Whisper, and that the decoder still stops."""
+    from moodlens.media import read_audio
+    from moodlens.models.text import fast_bf16
+    from moodlens.utterances import _transcribe_piece, _whisper
+
+    sample = need_shared(SHARED / "data" / "meld" / "samples" / "dia0_utt0.wav")
+    monkeypatch.setenv("MOODLENS_BF16", "1")  # the torch encoder, whose input a hook can see
+    fast_bf16.cache_clear()
+    _whisper.cache_clear()
+    try:
+        whisper = load_asr_model(TranscribeOptions())
+        frames: list[int] = []
+        hook = whisper.torch_encoder.register_forward_pre_hook(lambda _, args: frames.append(args[0].shape[-1]))
+        audio = read_audio(sample)
+        utterances = list(_transcribe_piece(whisper, audio, 0.0, TranscribeOptions()))
+        hook.remove()
+    finally:
+        fast_bf16.cache_clear()
+        _whisper.cache_clear()
+    speech = audio.size // 160 + 1  # mel frames; Silero VAD may drop some silence at either end
+    assert frames and all(1000 < n <= speech + 1002 < 3000 for n in frames), (speech, frames)
+    heard = " ".join(u.text for u in utterances).split()
+    assert 3 <= len(heard) <= 40, heard  # it spoke, and did not loop
+    assert all(0 <= u.start < u.end <= audio.size / 16000 + 0.5 for u in utterances)

@@ -8,8 +8,8 @@ Each utterance is encoded on its own, at its own length plus GAP_SECONDS of sile
 to Whisper's 30 s (CTranslate2 takes shorter inputs): a 2 s clip costs 1/20 of a 30 s window.
 Alone, because packing clips into shared windows let each clip's states borrow its neighbours'
 emotion. Training encodes its clips the same way, and the head records its window, so it sees
-at inference what it saw in training. (ASR cannot do this: Whisper's decoder writes nothing, or
-hallucinates, without the padded 30 s window.)
+at inference what it saw in training. (ASR reads part of the padding too, for its decoder: see
+utterances.shorten_windows.)
 """
 
 from __future__ import annotations
