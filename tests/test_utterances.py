@@ -11,6 +11,7 @@ from moodlens.utterances import (
     Utterance,
     cpu_fallback_note,
     cuda_unusable,
+    falls_back,
     fixed_windows,
     load_asr_model,
     parse_timestamp,
@@ -200,7 +201,8 @@ def test_trim_padding_keeps_the_audio_and_that_much_padding() -> None:
 
 
 def test_asr_encodes_a_short_clip_with_ten_seconds_of_padding(monkeypatch: pytest.MonkeyPatch) -> None:
-    """What the encoder really receives in analyze's Whisper, and that the decoder still stops."""
+    """What the encoder really receives in analyze's Whisper, that the decoder still stops, and
+    that a window whose decoding falls back to sampling is read again whole."""
     from moodlens.media import read_audio
     from moodlens.models.text import fast_bf16
     from moodlens.utterances import _transcribe_piece, _whisper
@@ -215,12 +217,33 @@ def test_asr_encodes_a_short_clip_with_ten_seconds_of_padding(monkeypatch: pytes
         hook = whisper.torch_encoder.register_forward_pre_hook(lambda _, args: frames.append(args[0].shape[-1]))
         audio = read_audio(sample)
         utterances = list(_transcribe_piece(whisper, audio, 0.0, TranscribeOptions()))
+        read = list(frames)
+        frames.clear()
+        # a log-probability no decoding reaches: every temperature falls back, as a looping decoder would
+        segments, _ = whisper.transcribe(audio, language="en", vad_filter=True, log_prob_threshold=0.0)
+        list(segments)
         hook.remove()
     finally:
         fast_bf16.cache_clear()
         _whisper.cache_clear()
     speech = audio.size // 160 + 1  # mel frames; Silero VAD may drop some silence at either end
-    assert frames and all(1000 < n <= speech + 1002 < 3000 for n in frames), (speech, frames)
+    assert read and all(1000 < n <= speech + 1002 < 3000 for n in read), (speech, read)
     heard = " ".join(u.text for u in utterances).split()
     assert 3 <= len(heard) <= 40, heard  # it spoke, and did not loop
     assert all(0 <= u.start < u.end <= audio.size / 16000 + 0.5 for u in utterances)
+    assert frames == [read[0], 3000]
+
+
+@pytest.mark.parametrize(("logprob", "ratio", "no_speech", "expected"), [
+    (-0.3, 1.5, 0.1, False),  # sure and varied: kept
+    (-0.3, 3.1, 0.1, True),  # a loop
+    (-1.4, 1.5, 0.1, True),  # unsure
+    (-1.4, 1.5, 0.9, False),  # unsure because silent: faster-whisper skips it instead
+    (-1.4, 3.1, 0.9, False),
+])
+def test_falls_back_as_faster_whisper_decides(logprob: float, ratio: float, no_speech: float, expected: bool) -> None:
+    from types import SimpleNamespace
+
+    options = SimpleNamespace(compression_ratio_threshold=2.4, log_prob_threshold=-1.0, no_speech_threshold=0.6)
+    decoded = (SimpleNamespace(no_speech_prob=no_speech), logprob, 0.0, ratio)
+    assert falls_back(decoded, options) is expected  # type: ignore[arg-type]

@@ -6,8 +6,9 @@ import csv
 import io
 import os
 import re
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -20,7 +21,7 @@ from moodlens.models.weights import resolve_asr_model
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
-    from faster_whisper.transcribe import Segment
+    from faster_whisper.transcribe import Segment, TranscriptionOptions
 
 UtteranceSource = Literal["asr", "transcript", "window"]
 
@@ -91,14 +92,44 @@ def shorten_windows(whisper: WhisperModel, padding_seconds: float) -> None:
     needs only part of the padding: on the 11 MELD clips and 400 RAVDESS files, 5, 7 and 10 s of
     it gave the word error rate of the whole window or better, while 0 and 3 s let the decoder
     loop on some clips (bench/asr_encoder.py). 10 s is kept, twice the least that held.
+
+    Should the first, greedy decoding of a shortened window fail faster-whisper's own checks
+    (too repetitive, or too unsure, which would send it to sampling at higher temperatures), the
+    window is read again whole and decoded as Whisper always would, so a loop costs time, never
+    words, and audio that fails anyway (other languages, noise) costs one extra greedy pass.
     """
-    encode = whisper.encode
+    encode, generate = whisper.encode, whisper.generate_with_fallback
     frames = int(padding_seconds * whisper.feature_extractor.sampling_rate) // whisper.feature_extractor.hop_length
+    last = threading.local()  # the window just encoded, per thread: a server's threads share the model
 
     def encode_shorter(features: np.ndarray) -> object:
-        return encode(trim_padding(features, frames))
+        trimmed = trim_padding(features, frames)
+        last.whole = features if trimmed is not features else None
+        return encode(trimmed)
+
+    def generate_or_read_whole(encoder_output: object, prompt: list[int], tokenizer: object,
+                               options: TranscriptionOptions) -> tuple:
+        whole, last.whole = getattr(last, "whole", None), None
+        if whole is None:
+            return generate(encoder_output, prompt, tokenizer, options)
+        greedy = generate(encoder_output, prompt, tokenizer, replace(options, temperatures=options.temperatures[:1]))
+        if not falls_back(greedy, options):
+            return greedy
+        return generate(encode(whole), prompt, tokenizer, options)
 
     whisper.encode = encode_shorter  # type: ignore[method-assign]
+    whisper.generate_with_fallback = generate_or_read_whole  # type: ignore[method-assign]
+
+
+def falls_back(decoded: tuple, options: TranscriptionOptions) -> bool:
+    """Whether faster-whisper would decode this (result, avg_logprob, temperature, compression
+    ratio) again at a higher temperature: the checks of `WhisperModel.generate_with_fallback`."""
+    result, avg_logprob, _, compression_ratio = decoded
+    limit = options.compression_ratio_threshold
+    repetitive = limit is not None and compression_ratio > limit
+    unsure = options.log_prob_threshold is not None and avg_logprob < options.log_prob_threshold
+    silent = options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold
+    return (repetitive or unsure) and not (silent and unsure)
 
 
 def trim_padding(features: np.ndarray, padding: int) -> np.ndarray:
