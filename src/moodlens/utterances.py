@@ -48,8 +48,8 @@ class TranscribeOptions:
     vad_filter: bool = True
     chunk_seconds: float = 60.0
     split_sentences: bool = True
-    # How much of faster-whisper's zero padding, after the speech of a window, the encoder reads
-    # (30: the whole 30 s window, as Whisper was trained). See shorten_windows.
+    # How much of faster-whisper's zero padding, after the speech of a window, an English-only
+    # model's encoder reads (30: the whole 30 s window, as Whisper was trained). See shorten_windows.
     padding_seconds: float = 10.0
 
 
@@ -79,7 +79,10 @@ def _whisper(model: str, device: str, compute_type: str, padding_seconds: float)
 
         torch.set_num_threads(threads)  # CTranslate2 set this thread's OpenMP count to its own
         use_torch_encoder(whisper, encoder)
-    shorten_windows(whisper, padding_seconds)
+    if not whisper.model.is_multilingual:
+        # measured on English-only tiny.en; a multilingual model also detects the language from
+        # its windows, which nothing here has measured on shortened ones, so it reads them whole
+        shorten_windows(whisper, padding_seconds)
     return whisper
 
 
