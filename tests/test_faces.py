@@ -6,6 +6,7 @@ from moodlens.faces import (
     FaceBox,
     HaarDetector,
     RetinaFaceDetector,
+    _network_input,
     crop_face,
     default_detector,
     detect_faces,
@@ -93,3 +94,11 @@ def test_a_shrunk_detection_comes_back_in_the_frames_own_pixels() -> None:
     assert shrunk.landmarks is not None and full.landmarks is not None
     for a, b in zip(shrunk.landmarks, full.landmarks, strict=True):
         assert np.hypot(a[0] - b[0], a[1] - b[1]) <= tolerance
+
+
+def test_the_network_input_is_bgr_less_its_mean_channels_first() -> None:
+    image = np.random.default_rng(1).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    expected = (image[..., ::-1].astype(np.float32) - np.array([104, 117, 123], np.float32)).transpose(2, 0, 1)
+    batch = _network_input(image)
+    assert batch.shape == (1, 3, 37, 53) and batch.dtype == np.float32 and batch.flags.c_contiguous
+    np.testing.assert_array_equal(batch[0], expected)
