@@ -8,7 +8,7 @@ import pytest
 
 from moodlens.options import AnalyzeOptions
 from moodlens.pipeline import analyze
-from moodlens.speakers import UNKNOWN, SpeakerEvidence, diarize, padded_spans
+from moodlens.speakers import DISTANCE_THRESHOLD, UNKNOWN, SpeakerEvidence, cluster, diarize, padded_spans
 from moodlens.utterances import Utterance
 from tests.conftest import DEMO, MELD_CLIPS, SHARED, need_shared
 from tests.media_factory import join_clips
@@ -114,6 +114,32 @@ def test_a_transcripts_names_win() -> None:
     assert found.labels[0] == "Rachel" and found.labels[2] == "Ross" and found.labels[1] == "S1"
     everyone = diarize(utterances(2, {0: "Rachel", 1: "Ross"}), SpeakerEvidence())
     assert everyone.labels == ["Rachel", "Ross"] and everyone.method == "transcript"
+
+
+def _partition(labels: np.ndarray) -> set[frozenset[int]]:
+    return {frozenset(np.flatnonzero(labels == label).tolist()) for label in set(labels.tolist())}
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("count", [None, 2, 5])
+def test_clusters_are_scikit_learns(seed: int, count: int | None) -> None:
+    """The cut of scipy's tree is the one scikit-learn's AgglomerativeClustering makes."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(4, 16))
+    vectors = centres[rng.integers(0, 4, 40)] + rng.normal(scale=0.6, size=(40, 16))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    distances = np.clip(1.0 - vectors @ vectors.T, 0.0, 2.0)
+    theirs = AgglomerativeClustering(n_clusters=count, distance_threshold=None if count else DISTANCE_THRESHOLD,
+                                     metric="precomputed", linkage="average").fit_predict(distances)
+    ours = cluster(vectors, count)
+    assert _partition(ours) == _partition(theirs)
+    assert sorted(set(ours.tolist())) == list(range(len(set(ours.tolist()))))
+    if count:
+        assert len(set(ours.tolist())) == count
+    else:
+        assert 1 < len(set(ours.tolist())) < 40  # the threshold really splits and really merges
 
 
 def test_padding_never_reaches_into_a_neighbour() -> None:
