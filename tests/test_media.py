@@ -249,3 +249,9 @@ def test_decoding_gives_up_only_after_a_long_undecodable_stretch(
     notes = []
     audio_seconds(broken, notes)
     assert notes[0].startswith(f"{INCOMPLETE_MEDIA}: audio decoding gave up at 2.0 s: nothing decodes after")
+
+
+def test_damage_from_two_passes_is_the_larger_count_not_the_sum() -> None:
+    first = DecodeDamage(audio_packets=2, audio_seconds=0.1, video_packets=0, demux_errors=1)
+    first.merge(DecodeDamage(audio_packets=1, audio_seconds=0.3, video_packets=4, demux_errors=1))
+    assert first.to_dict() == {"audio_packets": 2, "audio_seconds": 0.3, "video_packets": 4, "demux_errors": 1}

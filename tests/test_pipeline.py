@@ -131,3 +131,23 @@ def test_cuda_is_refused_where_the_models_would_run_not_where_options_are_made()
     options = AnalyzeOptions(device="cuda")  # a Ray driver makes these for GPU workers
     with pytest.raises(ValueError, match="device cuda asked for, but no CUDA GPU is available"):
         analyze(DEMO, options)
+
+
+def test_damage_and_notes_are_the_files_not_one_per_pass(tmp_path: Path) -> None:
+    """Speech recognition, the voice expert and the speakers each decode the audio: a bad packet
+    is one bad packet, and a cut file is noted once."""
+    from moodlens.media import DecodeDamage
+    from tests.media_factory import truncate, write_media
+    from tests.test_media import audio_seconds, flip_middle
+
+    damaged = flip_middle(DEMO, tmp_path / "damaged.mp4")
+    one_pass = DecodeDamage()
+    audio_seconds(damaged, [], one_pass)
+    analysis = analyze(damaged)
+    assert one_pass.audio_packets >= 1 and len(analysis.utterances) >= 2  # several passes read the audio
+    assert analysis.media["damage"] == one_pass.to_dict()
+
+    cut = truncate(write_media(tmp_path / "whole.mp4", seconds=4.0, faststart=True), tmp_path / "cut.mp4", 0.5)
+    notes = analyze(cut).notes
+    assert any(n.startswith("incomplete media") for n in notes)
+    assert len(notes) == len(set(notes))

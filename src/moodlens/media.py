@@ -178,6 +178,15 @@ class DecodeDamage:
             lost.append(f"{self.demux_errors} unreadable stretch{'es' if self.demux_errors != 1 else ''}")
         return " and ".join(lost) + " could not be decoded (skipped; the rest was analysed)"
 
+    def merge(self, other: DecodeDamage) -> None:
+        """Take in what another pass over the same file met. Every pass (speech recognition,
+        voice, speakers) decodes the same packets, so a stretch two passes skipped is one
+        stretch: each count is the larger of the two, not their sum."""
+        self.audio_packets = max(self.audio_packets, other.audio_packets)
+        self.audio_seconds = max(self.audio_seconds, other.audio_seconds)
+        self.video_packets = max(self.video_packets, other.video_packets)
+        self.demux_errors = max(self.demux_errors, other.demux_errors)
+
     def to_dict(self) -> dict[str, float | int]:
         return {"audio_packets": self.audio_packets, "audio_seconds": round(self.audio_seconds, 3),
                 "video_packets": self.video_packets, "demux_errors": self.demux_errors}

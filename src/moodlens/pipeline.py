@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from functools import lru_cache
 from pathlib import Path
@@ -93,7 +93,8 @@ def _analyze(path: str | Path, options: AnalyzeOptions, progress: Progress | Non
     if options.model:
         from moodlens.feature_level import analyze_feature_level
 
-        results, modalities, fusion = analyze_feature_level(media, utterances)
+        with _decoding_pass(media) as own:
+            results, modalities, fusion = analyze_feature_level(own, utterances)
     else:
         results, modalities, fusion = _decision_level(media, utterances)
     results, speakers = _speakers(media, utterances, results)
@@ -101,6 +102,7 @@ def _analyze(path: str | Path, options: AnalyzeOptions, progress: Progress | Non
         notes.append("no speech detected: the analysis has no utterances")
     if damage.any:
         notes.append(damage.describe())
+    notes = list(dict.fromkeys(notes))  # each pass over a cut file notes the same cut
 
     return Analysis(
         media={**asdict(info), "path": options.media_name or info.path, "damage": damage.to_dict()},
@@ -127,8 +129,13 @@ def _decision_level(media: MediaContext, utterances: list[Utterance]
                     ) -> tuple[list[UtteranceResult], dict[str, ModalityInfo], dict[str, object]]:
     """Each expert on its own, then a weighted product of their probabilities."""
     on = media.options.modalities
-    outputs = {name: make(media.options).predict(media, utterances) if name in on else turned_off(on, len(utterances))
-               for name, make in EXPERTS.items()}
+    outputs: dict[str, ExpertOutput] = {}
+    for name, make in EXPERTS.items():
+        if name not in on:
+            outputs[name] = turned_off(on, len(utterances))
+            continue
+        with _decoding_pass(media) as own:
+            outputs[name] = make(media.options).predict(own, utterances)
     media.report("fusion", 0.0)
     per_modality = [{name: out.results[i] for name, out in outputs.items() if out.results[i] is not None}
                     for i in range(len(utterances))]
@@ -138,6 +145,18 @@ def _decision_level(media: MediaContext, utterances: list[Utterance]
     fusion = {"method": "decision-level (weighted product of likelihood ratios)",
               "weights": asdict(media.options.fusion), "baselines": sorted(baselines)}
     return assemble(utterances, per_modality, fused), {n: o.info for n, o in outputs.items()}, fusion
+
+
+@contextlib.contextmanager
+def _decoding_pass(media: MediaContext) -> Iterator[MediaContext]:
+    """The file for one more pass over it, with a damage count of its own, folded into the
+    file's when the pass ends (DecodeDamage.merge): summed, one bad packet read by speech
+    recognition, the voice expert and the speakers would be reported as three."""
+    own = replace(media, damage=DecodeDamage())
+    try:
+        yield own
+    finally:
+        media.damage.merge(own.damage)
 
 
 def turned_off(modalities: tuple[str, ...], count: int) -> ExpertOutput:
@@ -160,8 +179,9 @@ def _speakers(media: MediaContext, utterances: list[Utterance], results: list[Ut
             encoder = load_speaker_encoder(options.device)
         except ModelNotFoundError as err:
             media.notes.append(f"speakers: no voice embeddings ({err}); face tracks only")
-    evidence = gather_evidence(utterances, tracks, media.info.path if media.info.has_audio else None, encoder,
-                               media.notes, media.damage)
+    with _decoding_pass(media) as own:
+        evidence = gather_evidence(utterances, tracks, media.info.path if media.info.has_audio else None, encoder,
+                                   media.notes, own.damage)
     found = diarize(utterances, evidence, options.speakers)
     media.report("speakers", 1.0)
     labelled = [replace(r, speaker=found.labels[i], speaker_detail=found.details[i]) for i, r in enumerate(results)]
