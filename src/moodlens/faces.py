@@ -169,11 +169,12 @@ class RetinaFaceDetector:
         return sorted(boxes, key=lambda b: b.area, reverse=True)
 
 
-@lru_cache(maxsize=2)
-def default_detector(device: str = "cpu") -> FaceDetector:
-    """RetinaFace where its wheel is installed, else the Haar cascade (named as such)."""
+@lru_cache(maxsize=4)
+def default_detector(device: str = "cpu", threads: int = 0) -> FaceDetector:
+    """RetinaFace where its wheel is installed, else the Haar cascade (named as such); threads 0:
+    all cores."""
     try:
-        return RetinaFaceDetector(device=device)
+        return RetinaFaceDetector(threads=threads, device=device)
     except (FileNotFoundError, ImportError):
         return HaarDetector()
 

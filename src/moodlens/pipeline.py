@@ -14,7 +14,7 @@ from threadpoolctl import ThreadpoolController
 from moodlens import __version__
 from moodlens.analysis import Analysis, ModalityInfo, UtteranceResult
 from moodlens.errors import ModelNotFoundError
-from moodlens.experts import EXPERTS, ExpertOutput, MediaContext
+from moodlens.experts import EXPERTS, Expert, ExpertOutput, MediaContext
 from moodlens.experts.face import face_track
 from moodlens.fusion import BASELINES, Baseline, assemble, fuse
 from moodlens.media import DecodeDamage, MediaInfo, probe
@@ -88,15 +88,20 @@ def _analyze(path: str | Path, options: AnalyzeOptions, progress: Progress | Non
     info = probe(path)
     report("probe", 1.0)
 
-    utterances = _utterances(info, options, notes, damage, report)
     media = MediaContext(info, options, notes, damage, report)
+    experts = {} if options.model else {name: make(options) for name, make in EXPERTS.items()
+                                        if name in options.modalities}
+    with contextlib.ExitStack() as beside:
+        for expert in experts.values():
+            beside.enter_context(expert.reading_ahead(media))
+        utterances = _utterances(info, options, notes, damage, report)
     if options.model:
         from moodlens.feature_level import analyze_feature_level
 
         with _decoding_pass(media) as own:
             results, modalities, fusion = analyze_feature_level(own, utterances)
     else:
-        results, modalities, fusion = _decision_level(media, utterances)
+        results, modalities, fusion = _decision_level(media, utterances, experts)
     results, speakers = _speakers(media, utterances, results)
     if not utterances:
         notes.append("no speech detected: the analysis has no utterances")
@@ -125,17 +130,17 @@ def _analyze(path: str | Path, options: AnalyzeOptions, progress: Progress | Non
     )
 
 
-def _decision_level(media: MediaContext, utterances: list[Utterance]
+def _decision_level(media: MediaContext, utterances: list[Utterance], experts: dict[str, Expert]
                     ) -> tuple[list[UtteranceResult], dict[str, ModalityInfo], dict[str, object]]:
-    """Each expert on its own, then a weighted product of their probabilities."""
-    on = media.options.modalities
+    """Each expert on its own (those of `experts`; the others are turned off), then a weighted
+    product of their probabilities."""
     outputs: dict[str, ExpertOutput] = {}
-    for name, make in EXPERTS.items():
-        if name not in on:
-            outputs[name] = turned_off(on, len(utterances))
+    for name in EXPERTS:
+        if name not in experts:
+            outputs[name] = turned_off(media.options.modalities, len(utterances))
             continue
         with _decoding_pass(media) as own:
-            outputs[name] = make(media.options).predict(own, utterances)
+            outputs[name] = experts[name].predict(own, utterances)
     media.report("fusion", 0.0)
     per_modality = [{name: out.results[i] for name, out in outputs.items() if out.results[i] is not None}
                     for i in range(len(utterances))]

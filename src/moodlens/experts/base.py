@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, Protocol
@@ -43,6 +44,11 @@ class Expert(Protocol):
 
     def describe(self) -> ModalityInfo:
         """What it is and what trained it, with `reason` set when it can't run at all."""
+        ...
+
+    def reading_ahead(self, media: MediaContext) -> AbstractContextManager[None]:
+        """Work that needs no utterances, begun on a thread of its own while speech recognition
+        runs in the block (it leaves part of a core idle); `predict` takes it over."""
         ...
 
     def predict(self, media: MediaContext, utterances: Sequence[Utterance]) -> ExpertOutput:

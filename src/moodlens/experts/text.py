@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 from moodlens.analysis import ModalityInfo, ModalityResult, Prediction
 from moodlens.experts.base import ExpertOutput, MediaContext, finished
@@ -26,6 +27,9 @@ class TextExpert:
             available=True, model=self.model.description,
             trained_on=(f"MELD train text; dev weighted-F1 emotion {dev.get('emotion_weighted_f1')}, "
                         f"sentiment {dev.get('sentiment_weighted_f1')}"))
+
+    def reading_ahead(self, media: MediaContext) -> AbstractContextManager[None]:
+        return nullcontext()  # every step needs the utterances
 
     def predict(self, media: MediaContext, utterances: Sequence[Utterance]) -> ExpertOutput:
         media.report(self.name, 0.0)

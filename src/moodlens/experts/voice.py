@@ -5,11 +5,18 @@ mean+std pooled, centred per file, and a linear head trained on acted emotional 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 
 from moodlens.analysis import ModalityInfo, ModalityResult, Prediction
-from moodlens.experts.base import ExpertOutput, MediaContext, finished, sentiment_from_emotion, unavailable
+from moodlens.experts.base import (
+    ExpertOutput,
+    MediaContext,
+    finished,
+    sentiment_from_emotion,
+    unavailable,
+)
 from moodlens.features import utterance_audio
 from moodlens.labels import EMOTIONS, SENTIMENTS
 from moodlens.media import SAMPLE_RATE, iter_audio
@@ -47,6 +54,9 @@ class VoiceExpert:
             model=f"Whisper {self.head.config.encoder} encoder states, mean+std pooled, speaker-centred, "
                   f"+ linear head over {len(self.head.config.classes)} emotions",
             trained_on=str(self.head.metadata.get("trained_on", "unknown data")) + score + cross)
+
+    def reading_ahead(self, media: MediaContext) -> AbstractContextManager[None]:
+        return nullcontext()  # every step needs the utterances
 
     def predict(self, media: MediaContext, utterances: Sequence[Utterance]) -> ExpertOutput:
         if not media.info.has_audio:
