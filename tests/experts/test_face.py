@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -34,8 +35,11 @@ def test_reading_ahead_gives_what_reading_afterwards_gives() -> None:
     """Frames read on the thread while the block runs count as if predict had read them."""
     ahead = FaceExpert(AnalyzeOptions())
     media = context()
+    niceness = os.getpriority(os.PRIO_PROCESS, 0) if hasattr(os, "getpriority") else None
     with ahead.reading_ahead(media):
         time.sleep(1.0)  # speech recognition would run here
+    if niceness is not None:  # the reading thread lowers its own priority, not the caller's
+        assert os.getpriority(os.PRIO_PROCESS, 0) == niceness
     assert ahead.reader is not None and ahead.reader.read, "the thread read no frame in a second"
     assert not [t for t in threading.enumerate() if t.name == "moodlens-faces"]
     found = ahead.predict(media, UTTERANCES)
