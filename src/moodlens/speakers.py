@@ -26,7 +26,7 @@ from scipy.cluster.hierarchy import linkage
 
 from moodlens.features import utterance_audio
 from moodlens.media import SAMPLE_RATE, iter_audio
-from moodlens.models.speaker import BATCH_FRAMES, FRAME_SHIFT, SpeakerEncoder
+from moodlens.models.speaker import SpeakerEncoder
 from moodlens.utterances import Utterance
 
 # Cosine distance below which average linkage still merges two groups. bench/speakers.py: 0.7 and
@@ -202,21 +202,11 @@ def gather_evidence(utterances: Sequence[Utterance], tracks: Sequence[str | None
     spans = padded_spans(utterances)
     voiced: dict[int, float] = {}
     embeddings: dict[int, np.ndarray] = {}
-    pending: list[tuple[int, np.ndarray]] = []  # embedded a batch at a time; the audio is not kept
-
-    def embed_pending() -> None:
-        for (i, _), vector in zip(pending, encoder.embed([samples for _, samples in pending]), strict=True):
-            embeddings[i] = vector
-        pending.clear()
-
     chunks = iter_audio(path, 60.0, notes, damage)
     for i, samples in utterance_audio(chunks, spans, seconds=MAX_VOICE_SECONDS):
         voiced[i] = samples.size / SAMPLE_RATE
         if voiced[i] >= MIN_VOICE_SECONDS and not utterances[i].speaker:
-            pending.append((i, samples))
-            if sum(s.size for _, s in pending) >= BATCH_FRAMES * FRAME_SHIFT:
-                embed_pending()
-    embed_pending()
+            embeddings[i] = encoder.embed([samples])[0]  # as it streams: audio is never held
     return SpeakerEvidence(embeddings, voiced, list(tracks), True)
 
 

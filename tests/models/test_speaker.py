@@ -57,29 +57,3 @@ def test_same_actor_sounds_closer_than_another_actor() -> None:
              for i in range(3) for j in range(3)]
     assert np.mean(same) > np.mean(other) + 0.2
     assert np.percentile(same, 25) > np.percentile(other, 75)
-
-
-def test_a_clip_in_a_batch_gets_the_embedding_it_gets_alone() -> None:
-    """Clips are zero-padded to the longest of their batch and masked inside CAM++: a clip
-    shorter than one context segment (1 s), one that ends mid-segment and a 10 s one together."""
-    from tests.conftest import DEMO
-
-    audio = read_audio(DEMO)
-    spans = [(0.5, 3.5), (2.0, 2.6), (4.0, 7.55), (3.0, 13.0), (14.5, 18.0), (18.5, 19.3)]
-    clips = [audio[int(a * SAMPLE_RATE):int(b * SAMPLE_RATE)] for a, b in spans]
-    together = encoder().embed(clips)
-    alone = np.concatenate([encoder().embed([clip]) for clip in clips])
-    np.testing.assert_allclose(together, alone, atol=2e-5)
-    assert np.all(np.abs(together @ together.T - np.eye(len(clips))) < 0.999)  # six different vectors
-
-
-@pytest.mark.parametrize("frames", [[300, 50, 3000, 298, 1000, 5], [3001], [100] * 40, []])
-def test_batches_hold_every_clip_once_and_stay_under_their_bound(frames: list[int]) -> None:
-    from moodlens.models.speaker import BATCH_FRAMES, _batches
-
-    batches = _batches(frames)
-    assert sorted(i for batch in batches for i in batch) == list(range(len(frames)))
-    for batch in batches:
-        assert len(batch) == 1 or len(batch) * max(frames[i] for i in batch) <= BATCH_FRAMES
-    if frames == [100] * 40:
-        assert [len(b) for b in batches] == [30, 10]

