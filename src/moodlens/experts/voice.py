@@ -10,13 +10,7 @@ from contextlib import AbstractContextManager, nullcontext
 import numpy as np
 
 from moodlens.analysis import ModalityInfo, ModalityResult, Prediction
-from moodlens.experts.base import (
-    ExpertOutput,
-    MediaContext,
-    finished,
-    sentiment_from_emotion,
-    unavailable,
-)
+from moodlens.experts.base import ExpertOutput, MediaContext, finished, sentiment_from_emotion, unavailable
 from moodlens.features import utterance_audio
 from moodlens.labels import EMOTIONS, SENTIMENTS
 from moodlens.media import SAMPLE_RATE, iter_audio
