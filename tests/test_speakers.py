@@ -233,3 +233,28 @@ def test_speakers_off_leaves_them_out(media_dir: Path) -> None:
     analysis = analyze(media_dir / "h264_aac.mp4", AnalyzeOptions(diarize=False))
     assert analysis.speakers == [] and analysis.settings["speakers"] == {"method": "off"}
     assert all(u.speaker is None for u in analysis.utterances)
+
+
+def test_a_short_fragment_does_not_make_a_speaker() -> None:
+    """'No.' (0.6 s) whose short embedding landed apart joins the nearest speaker by voice."""
+    heard = voices("AAABA", seed=3)
+    seconds = {0: 2.0, 1: 2.5, 2: 2.0, 3: 0.6, 4: 2.2}
+    found = diarize(utterances(5), SpeakerEvidence(heard, seconds, [None] * 5))
+    assert set(found.labels) == {"S1"}
+    # the same voice heard long enough is a person of their own
+    found = diarize(utterances(5), SpeakerEvidence(heard, seconds | {3: 2.0}, [None] * 5))
+    assert found.labels == ["S1", "S1", "S1", "S2", "S1"]
+    # so is a short one with a talking face of their own
+    found = diarize(utterances(5), SpeakerEvidence(heard, seconds, [None, None, None, "F7", None]))
+    assert found.labels[3] == "S2"
+    # a forced count is the user's
+    assert len(set(diarize(utterances(5), SpeakerEvidence(heard, seconds, [None] * 5), count=2).labels)) == 2
+
+
+def test_an_unheard_line_between_two_of_one_speaker_is_theirs() -> None:
+    heard = voices("ABA")
+    evidence = SpeakerEvidence({0: heard[0], 2: heard[2], 3: heard[1]}, {0: 2.0, 1: 0.2, 2: 2.0, 3: 2.0}, [None] * 4)
+    found = diarize(utterances(4), evidence)
+    assert found.labels[1] == found.labels[0] == found.labels[2] == "S1"
+    assert found.details[1] == {"by": "neighbours"}
+    assert found.labels[3] == "S2"

@@ -10,7 +10,7 @@ from typing import Any
 
 from moodlens.errors import INCOMPLETE_MEDIA
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "analysis-v1.json"
 
 
@@ -59,6 +59,8 @@ class UtteranceResult:
     modalities_used: list[str]
     per_modality: dict[str, ModalityResult]
     speaker_detail: dict[str, Any] = field(default_factory=dict)  # by, face_track, reason
+    turn: int | None = None  # the speaker turn judged (turns.py); None in analyses before 1.3
+    agreement: dict[str, Any] | None = None  # whether the experts agree, and on what (fusion.agreement)
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,10 @@ AsrModel = Annotated[str, typer.Option(
     help="faster-whisper model: tiny.en ships offline; others download when online.")]
 FusionSpec = Annotated[str, typer.Option(
     help="Decision-level fusion reliabilities in [0, 1], e.g. text=1,face=0.2,voice=0.5; "
-         "default: the measured ones in weights/fusion_v2.json.")]
+         "default: the measured ones in weights/fusion_v3.json.")]
+TurnGap = Annotated[float | None, typer.Option(
+    help="Longest pause (s) inside one speaker turn, which the experts judge whole; 0 judges each "
+         "recognised segment alone. Default: the measured one.")]
 VoiceWeights = Annotated[Path | None, typer.Option(
     help="A voice head written by train-voice; default: the shipped one (RAVDESS, non-commercial).")]
 
@@ -109,6 +112,7 @@ def analyze(
     speakers: Speakers = "auto",
     face_selection: FaceSelection = "active",
     modalities: Modalities = "text,face,voice",
+    turn_gap: TurnGap = None,
     model: Annotated[Path | None, typer.Option(
         help="A `moodlens train` bundle (DIR/best): one multimodal model, feature-level fusion.")] = None,
     debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
@@ -130,7 +134,7 @@ def analyze(
     options = _analyze_options(fps=fps, device=device, asr_model=asr_model, fusion_weights=fusion_weights,
                                text_weights=text_weights, face_weights=face_weights,
                                voice_weights=voice_weights, transcript=transcript, model=model, speakers=speakers,
-                               face_selection=face_selection, modalities=modalities)
+                               face_selection=face_selection, modalities=modalities, turn_gap=turn_gap)
     if transcript is not None and len(paths) > 1:
         raise _fail("--transcript applies to one media file; give exactly one PATH")
 
@@ -253,7 +257,7 @@ def _analyze_options(*, fps: float, device: str, asr_model: str, fusion_weights:
                      voice_weights: Path | None, face_weights: Path | None = None, transcript: Path | None = None,
                      model: Path | None = None, speakers: str = "auto",
                      face_selection: str = "active", modalities: str = "text,face,voice",
-                     runs_here: bool = True) -> AnalyzeOptions:
+                     turn_gap: float | None = None, runs_here: bool = True) -> AnalyzeOptions:
     """Checked options, with every model file loaded once up front, so a bad one fails before any input.
     runs_here=False (a batch on a Ray cluster): the device is the workers' to have, not this machine's."""
     from moodlens.errors import ModelNotFoundError
@@ -273,6 +277,7 @@ def _analyze_options(*, fps: float, device: str, asr_model: str, fusion_weights:
                                  voice_weights=str(voice_weights) if voice_weights else None,
                                  model=str(model) if model else None, face_selection=face_selection,
                                  modalities=modalities.lower(),
+                                 **({"turn_gap": turn_gap} if turn_gap is not None else {}),
                                  **_speaker_options(speakers))
     except ValueError as err:
         raise _fail(str(err)) from None
@@ -503,6 +508,41 @@ def train_text(
     except (RecipeError, MeldFormatError, StorageError) as err:
         raise _fail(str(err)) from None
     _report_best(summary, out or recipe.out)
+
+
+@app.command("refit-text")
+def refit_text(
+    meld_dir: Annotated[str, typer.Option(
+        help="Folder (or s3:// prefix) with MELD's train_sent_emo.csv and dev_sent_emo.csv.")],
+    out: Annotated[str, typer.Option(help="Where to write the model (safetensors; a path or s3:// URI).")],
+    text_weights: Annotated[Path | None, typer.Option(
+        help="The LoRA text model whose heads are refitted; default: the shipped v1 "
+             "(text_meld_mpnet_lora_v1.safetensors), whose refit is the shipped default.")] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    limit: RowLimit = None,
+) -> None:
+    """Retrain a LoRA text model's heads on MELD text as written and as speech recognition writes
+    it (no exclamation marks, no quotes), so lines read from audio are judged as well as typed ones."""
+    import contextlib
+
+    from moodlens.data.meld import MeldFormatError
+    from moodlens.storage import StorageError, local_tree, staged_output
+    from moodlens.training.asr_text import HeadRefitConfig, refit_heads
+
+    try:
+        with contextlib.ExitStack() as stack:
+            local_meld = Path(stack.enter_context(local_tree(meld_dir)))
+            local_out = stack.enter_context(staged_output(out))
+            config = HeadRefitConfig(str(local_meld / "train_sent_emo.csv"), str(local_meld / "dev_sent_emo.csv"),
+                                     str(local_out), weights=str(text_weights) if text_weights else None,
+                                     epochs=epochs, limit=limit)
+            summary = refit_heads(config, lambda line: console.print(line, highlight=False))
+    except (MeldFormatError, StorageError, ValueError, OSError) as err:
+        raise _fail(str(err)) from None
+    dev = summary["dev"]
+    console.print(f"best epoch {summary['best_epoch']}: dev emotion weighted-F1 "
+                  f"{dev['emotion_weighted_f1_written']:.4f} as written, "
+                  f"{dev['emotion_weighted_f1_asr_shaped']:.4f} ASR-shaped; wrote {out}", highlight=False)
 
 
 @app.command("train-voice")

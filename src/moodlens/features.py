@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -73,6 +74,20 @@ def text_with_context(history: Sequence[str], k: int = CONTEXT_TURNS) -> tuple[s
     target = history[-1]
     previous = [t for t in history[-1 - k : -1] if t] if k > 0 else []
     return target, " ".join(previous)
+
+
+_REPEATED_MARKS = re.compile(r"([.?])[.?!]*")
+
+
+def asr_shaped(text: str) -> str:
+    """`text` punctuated as Whisper writes speech: no exclamation marks ("!" ends a sentence
+    with "."; "?!" is "?"), no quotation marks, no repeated marks; ellipses kept, as Whisper keeps
+    them for trailing speech. Training sees MELD's subtitles this way too (training/asr_text.py,
+    FinetuneConfig.asr_shaped_share), so lines read from audio are judged as well as typed ones."""
+    text = text.replace('"', "").replace("...", "\u2026").replace("!", ".")
+    text = _REPEATED_MARKS.sub(lambda m: "?" if "?" in m.group(0) else m.group(1), text)
+    text = text.replace("\u2026.", "...").replace("\u2026", "...").replace(".,", ",")
+    return " ".join(text.split())
 
 
 def face_tensor(crops: Sequence[np.ndarray]) -> np.ndarray:

@@ -16,7 +16,7 @@ Decision-level fusion multiplies likelihood ratios, each expert mixed with its o
   rather than said its baseline. Unlike an exponent it bounds what one expert can do: it can
   lower a class by at most log(1 / (1 - r_e)) nats, so a confidently wrong voice or face cannot
   veto what the text says, only weigh against it. The weights are measured (bench/fusion.py,
-  written to weights/fusion_v2.json), never hand-set.
+  written to weights/fusion_v3.json), never hand-set.
 - An expert that says its baseline changes nothing, whatever its weight.
 - An expert that does not know a class gives it the share a know-nothing expert would (see
   models.voice.full_distribution), so a voice head trained without "neutral" cannot push a
@@ -24,6 +24,23 @@ Decision-level fusion multiplies likelihood ratios, each expert mixed with its o
 - coverage_e in [0, 1] is how much of the utterance the expert saw (share of frames with a
   face, of audio that was not silence), so a modality that saw little counts little.
 - A user's own face or voice weights have no measured baseline; theirs is taken as uniform.
+
+Per utterance, two more things set what an expert is worth (`fuse_file`, fitted by
+bench/fusion.py on three regimes: real acted speech with neutral words, emotional words in a
+synthetic voice, real TV clips):
+- A face counts by how far it departs from *that person's own* baseline across the video: its
+  face track's mean reading (the video's, where the track was read once; the TV baseline, where
+  the video has one reading). Its reliability grows with that departure (total variation),
+  fully from `Trust.face_change` on. A face that never changes, a smiling still photo, says
+  its own baseline on every line and adds nothing, however sure FER is.
+- The text counts less the surer it is that the words are neutral (`Trust.text_neutral`: the
+  share of its weight it keeps at certainty): neutral words do not mean a calm speaker, and
+  MELD labels what was seen and heard, not what was said.
+- A voice counts by how typical it is of the voices the head was trained on
+  (`VoiceHead.atypicality`): fully up to `Trust.voice_typical`, then halving every
+  `Trust.voice_halving` beyond, so a synthetic or out-of-domain voice cannot outvote the words.
+Each utterance's result carries `agreement`: which emotion each expert read, and whether they
+agree ("text says anger, face says joy" is itself worth knowing: sarcasm, masking).
 """
 
 from __future__ import annotations
@@ -38,7 +55,7 @@ import numpy as np
 from moodlens.analysis import ModalityResult, Prediction, UtteranceResult
 from moodlens.labels import EMOTIONS, SENTIMENTS
 
-MEASURED = Path(__file__).resolve().parent / "weights" / "fusion_v2.json"
+MEASURED = Path(__file__).resolve().parent / "weights" / "fusion_v3.json"
 _FLOOR = 1e-6  # keeps log() finite for an expert that is sure a class is impossible
 
 
@@ -48,9 +65,10 @@ def _measured() -> dict:
         document = json.loads(MEASURED.read_text(encoding="utf-8"))
         return {"weights": {k: float(v) for k, v in document["weights"].items()},
                 "baselines": {name: Baseline(np.array(b["emotion"]), np.array(b["sentiment"]))
-                              for name, b in document.get("baselines", {}).items()}}
+                              for name, b in document.get("baselines", {}).items()},
+                "trust": {k: float(v) for k, v in document.get("trust", {}).items()}}
     except (OSError, KeyError, ValueError, AttributeError, TypeError):
-        return {"weights": {"text": 1.0}, "baselines": {}}
+        return {"weights": {"text": 1.0}, "baselines": {}, "trust": {}}
 
 
 @dataclass(frozen=True)
@@ -64,6 +82,28 @@ class Baseline:
 _MEASURED = _measured()
 _WEIGHTS: dict[str, float] = _MEASURED["weights"]
 BASELINES: dict[str, Baseline] = _MEASURED["baselines"]
+_TRUST: dict[str, float] = _MEASURED["trust"]
+
+
+@dataclass(frozen=True)
+class Trust:
+    """How each utterance's reliabilities are made from what the experts saw (see the module doc)."""
+
+    face_change: float = _TRUST.get("face_change", 0.2)
+    text_neutral: float = _TRUST.get("text_neutral", 1.0)
+    voice_typical: float = _TRUST.get("voice_typical", 1e9)
+    voice_halving: float = _TRUST.get("voice_halving", 1.0)
+
+    def text(self, neutral: float) -> float:
+        """The share of its weight the text keeps when it gives `neutral` to "neutral": words
+        that say nothing ("Kids are talking by the door") do not say the speaker was calm."""
+        return 1.0 - (1.0 - self.text_neutral) * neutral
+
+    def voice(self, atypicality: float | None) -> float:
+        """The share of its weight a voice this far from the training voices keeps."""
+        if atypicality is None or atypicality <= self.voice_typical:
+            return 1.0
+        return float(0.5 ** ((atypicality - self.voice_typical) / max(self.voice_halving, 1e-6)))
 
 
 @dataclass(frozen=True)
@@ -111,11 +151,12 @@ def pool(distributions: Sequence[np.ndarray], reliabilities: Sequence[float],
 
 def fuse(
     results: dict[str, ModalityResult], weights: FusionWeights,
-    baselines: dict[str, Baseline] | None = None,
+    baselines: dict[str, Baseline] | None = None, trust: dict[str, float] | None = None,
 ) -> tuple[Prediction | None, Prediction | None, list[str]]:
     """Fused emotion and sentiment, and the modalities that really contributed.
 
-    A weight says how far an expert is relied on against the others. An expert that is alone
+    A weight says how far an expert is relied on against the others, times `trust` (per expert, in
+    [0, 1], 1 where absent): what this utterance's evidence is worth. An expert that is alone
     (a face-only video, say) is reported as it is, whatever its weight: there is nothing to
     weigh it against, and saying nothing would hide what it saw.
     """
@@ -126,7 +167,8 @@ def fuse(
     if len(used) == 1:
         alone = results[used[0]]
         return alone.emotion, alone.sentiment, used
-    reliabilities = [weights.of(m) * results[m].coverage for m in used]
+    trust = trust or {}
+    reliabilities = [weights.of(m) * results[m].coverage * trust.get(m, 1.0) for m in used]
     known = baselines or {}
     emotion = pool([np.array([results[m].emotion.probabilities[e] for e in EMOTIONS]) for m in used],
                    reliabilities, [known[m].emotion if m in known else None for m in used])
@@ -136,6 +178,71 @@ def fuse(
             Prediction.from_probabilities(SENTIMENTS, sentiment), used)
 
 
+def own_baselines(per_modality: Sequence[dict[str, ModalityResult]], modality: str, group_key: str,
+                  change: float) -> list[tuple[Baseline, float] | None]:
+    """Per utterance, the baseline of the person `modality` read it in (the group
+    `detail[group_key]`, a face track, where it was read more than once; else the whole video,
+    where that was) and the share of its reliability it keeps: its total-variation distance from
+    that baseline over `change`, at most 1. None where the expert said nothing, or where the video
+    has one reading and nothing to compare it with (the measured TV baseline then applies)."""
+    seen = [i for i, results in enumerate(per_modality)
+            if (r := results.get(modality)) is not None and r.emotion is not None and r.coverage > 0]
+    out: list[tuple[Baseline, float] | None] = [None] * len(per_modality)
+    if len(seen) < 2:
+        return out
+
+    def emotion(i: int) -> np.ndarray:
+        return np.array([per_modality[i][modality].emotion.probabilities[e] for e in EMOTIONS])
+
+    def sentiment(i: int) -> np.ndarray:
+        return np.array([per_modality[i][modality].sentiment.probabilities[s] for s in SENTIMENTS])
+
+    groups: dict[object, list[int]] = {}
+    for i in seen:
+        groups.setdefault(per_modality[i][modality].detail.get(group_key), []).append(i)
+    for key, members in groups.items():
+        own = members if key is not None and len(members) > 1 else seen
+        baseline = Baseline(np.mean([emotion(i) for i in own], axis=0), np.mean([sentiment(i) for i in own], axis=0))
+        for i in members:
+            departure = 0.5 * float(np.abs(emotion(i) - baseline.emotion).sum())
+            out[i] = (baseline, min(1.0, departure / max(change, 1e-6)))
+    return out
+
+
+def fuse_file(per_modality: Sequence[dict[str, ModalityResult]], weights: FusionWeights,
+              baselines: dict[str, Baseline] | None = None, trust: Trust | None = None,
+              ) -> list[tuple[Prediction | None, Prediction | None, list[str]]]:
+    """`fuse` for every utterance of one file, each with its own reliabilities: the face against
+    its track's own baseline, the voice by how typical it is (see the module doc)."""
+    from moodlens.experts.face import TRACK
+    from moodlens.experts.voice import ATYPICALITY
+
+    trust = trust or Trust()
+    known = baselines or {}
+    faces = own_baselines(per_modality, "face", TRACK, trust.face_change)
+    fused = []
+    for results, face in zip(per_modality, faces, strict=True):
+        own, worth = dict(known), {}
+        if face is not None:
+            own["face"], worth["face"] = face
+        voice, text = results.get("voice"), results.get("text")
+        worth["voice"] = trust.voice(voice.detail.get(ATYPICALITY) if voice is not None else None)
+        if text is not None and text.emotion is not None:
+            worth["text"] = trust.text(text.emotion.probabilities["neutral"])
+        fused.append(fuse(results, weights, own, worth))
+    return fused
+
+
+def agreement(results: dict[str, ModalityResult]) -> dict[str, object] | None:
+    """Which emotion each expert that read the utterance says, and whether they agree; None with
+    fewer than two."""
+    tops = {m: r.emotion.label for m, r in results.items() if r.emotion is not None and r.coverage > 0}
+    if len(tops) < 2:
+        return None
+    return {"agree": len(set(tops.values())) == 1, "emotions": tops,
+            "summary": ", ".join(f"{m} says {label}" for m, label in tops.items())}
+
+
 def assemble(utterances: Sequence[object], per_modality: Sequence[dict[str, ModalityResult]],
              fused: Sequence[tuple[Prediction | None, Prediction | None, list[str]]]) -> list[UtteranceResult]:
     """One UtteranceResult per utterance, from what each expert said and what the fuser made of it."""
@@ -143,7 +250,7 @@ def assemble(utterances: Sequence[object], per_modality: Sequence[dict[str, Moda
         UtteranceResult(
             index=index, start=round(u.start, 3), end=round(u.end, 3), text=u.text, speaker=u.speaker,
             source=u.source, emotion=emotion, sentiment=sentiment, modalities_used=used,
-            per_modality=dict(modalities),
+            per_modality=dict(modalities), agreement=agreement(modalities),
         )
         for index, (u, modalities, (emotion, sentiment, used)) in enumerate(
             zip(utterances, per_modality, fused, strict=True))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from moodlens.fusion import FusionWeights
+from moodlens.turns import TURN_GAP_SECONDS
 
 DEVICES = ("cpu", "cuda")
 EXPORT_MANIFEST = "moodlens-export.json"  # in a folder written by `moodlens export text|face`
@@ -28,6 +29,9 @@ class AnalyzeOptions:
     face_selection: str = "active"  # the talking face (tracks.py), or the largest in each frame
     speakers: int | None = None  # force this many speakers; None: found from the evidence
     diarize: bool = True
+    # the longest pause inside one speaker turn, which the experts judge whole (turns.py); 0: each
+    # recognised segment alone
+    turn_gap: float = TURN_GAP_SECONDS
     model: str | None = None  # a `moodlens train` bundle (DIR/best): feature-level fusion instead
     # the experts to run; the rest are not loaded or run, and the analysis reports them as off
     modalities: tuple[str, ...] = MODALITIES
@@ -42,6 +46,8 @@ class AnalyzeOptions:
             raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
         if self.window_seconds <= 0:
             raise ValueError(f"window_seconds must be positive, got {self.window_seconds:g}")
+        if not 0 <= self.turn_gap <= 10:
+            raise ValueError(f"turn_gap must be between 0 and 10 seconds, got {self.turn_gap:g}")
         if self.max_side < 32:
             raise ValueError(f"max_side must be at least 32, got {self.max_side}")
         names = self.modalities.split(",") if isinstance(self.modalities, str) else self.modalities  # "text,voice"

@@ -16,13 +16,14 @@ from moodlens.analysis import Analysis, ModalityInfo, UtteranceResult
 from moodlens.errors import ModelNotFoundError
 from moodlens.experts import EXPERTS, Expert, ExpertOutput, MediaContext
 from moodlens.experts.face import face_track
-from moodlens.fusion import BASELINES, Baseline, assemble, fuse
+from moodlens.fusion import BASELINES, Baseline, Trust, assemble, fuse_file
 from moodlens.media import DecodeDamage, MediaInfo, probe
 from moodlens.models.face import is_shipped_export
 from moodlens.models.speaker import load_speaker_encoder
 from moodlens.options import AnalyzeOptions, require_device
 from moodlens.speakers import diarize, gather_evidence
 from moodlens.summary import summarize, summarize_speakers
+from moodlens.turns import group_turns, per_segment
 from moodlens.utterances import (
     TranscribeOptions,
     Utterance,
@@ -94,7 +95,10 @@ def _analyze(path: str | Path, options: AnalyzeOptions, progress: Progress | Non
     with contextlib.ExitStack() as beside:
         for expert in experts.values():
             beside.enter_context(expert.reading_ahead(media))
-        utterances = _utterances(info, options, notes, damage, report)
+        segments = _utterances(info, options, notes, damage, report)
+    # the experts, fusion and speakers judge whole turns; captions keep each segment
+    turns = group_turns(segments, options.turn_gap)
+    utterances = [turn.utterance for turn in turns]
     if options.model:
         from moodlens.feature_level import analyze_feature_level
 
@@ -103,6 +107,7 @@ def _analyze(path: str | Path, options: AnalyzeOptions, progress: Progress | Non
     else:
         results, modalities, fusion = _decision_level(media, utterances, experts)
     results, speakers = _speakers(media, utterances, results)
+    results = per_segment(turns, segments, results)
     if not utterances:
         notes.append("no speech detected: the analysis has no utterances")
     if damage.any:
@@ -118,6 +123,7 @@ def _analyze(path: str | Path, options: AnalyzeOptions, progress: Progress | Non
             "device": options.device,
             "fusion": fusion,
             "speakers": speakers,
+            "turns": {"max_gap": options.turn_gap, "count": len(turns), "segments": len(segments)},
             "modalities": list(options.modalities),
         },
         modalities=modalities,
@@ -145,10 +151,10 @@ def _decision_level(media: MediaContext, utterances: list[Utterance], experts: d
     per_modality = [{name: out.results[i] for name, out in outputs.items() if out.results[i] is not None}
                     for i in range(len(utterances))]
     baselines = measured_baselines(media.options)
-    fused = [fuse(modalities, media.options.fusion, baselines) for modalities in per_modality]
+    fused = fuse_file(per_modality, media.options.fusion, baselines, TRUST)
     media.report("fusion", 1.0)
-    fusion = {"method": "decision-level (weighted product of likelihood ratios)",
-              "weights": asdict(media.options.fusion), "baselines": sorted(baselines)}
+    fusion = {"method": "decision-level (weighted product of likelihood ratios, per-utterance reliability)",
+              "weights": asdict(media.options.fusion), "baselines": sorted(baselines), "trust": asdict(TRUST)}
     return assemble(utterances, per_modality, fused), {n: o.info for n, o in outputs.items()}, fusion
 
 
@@ -194,6 +200,9 @@ def _speakers(media: MediaContext, utterances: list[Utterance], results: list[Ut
     if encoder is not None:
         settings["voice_model"] = encoder.name
     return labelled, settings
+
+
+TRUST = Trust()
 
 
 def measured_baselines(options: AnalyzeOptions) -> dict[str, Baseline]:

@@ -8,8 +8,12 @@ Evidence, strongest first:
 - CAM++ voice embeddings (models/speaker.py), clustered by average linkage on cosine distance,
   with the number of speakers found by a distance threshold or forced (`--speakers N`).
 
-An utterance too short for a voice embedding and with no talking face gets `unknown`, and says
-why, rather than a guess. Without audio, each face track is a speaker, marked as such.
+A new speaker needs real evidence: a cluster with less than MIN_SPEAKER_SECONDS of voice in all
+and no talking face track of its own (a "No." whose short embedding landed apart) joins the
+nearest speaker by voice. An utterance too short for a voice embedding and with no talking face
+takes the speaker of its neighbours where both sides agree, else `unknown`, and says why, rather
+than a guess. (Utterances here are turns: turns.py has joined the fragments of one already.)
+Without audio, each face track is a speaker, marked as such.
 Speakers are named S1, S2, ... in order of first appearance.
 
 The threshold and its accuracy are measured by bench/speakers.py on videos joined from MELD clips.
@@ -36,6 +40,9 @@ DISTANCE_THRESHOLD = 0.75
 # measured one; such an utterance is "unknown" unless its talking face says who it was.
 MIN_VOICE_SECONDS = 0.5
 MAX_VOICE_SECONDS = 10.0  # an embedding never reads more of an utterance than this
+# A speaker heard for less than this in all, with no talking face of their own, is not believed
+# to be a new person: a chosen floor (three short fragments), checked by bench/speakers.py.
+MIN_SPEAKER_SECONDS = 1.5
 # ASR word times cut tight ("Spitter." 0.3 s); the voice is read this much either side, never
 # into the neighbouring utterances.
 PAD_SECONDS = 0.25
@@ -136,7 +143,11 @@ def diarize(utterances: Sequence[Utterance], evidence: SpeakerEvidence, count: i
         heard = [g for g in groups if any(i in evidence.embeddings for i in g)]
         if heard:
             pooled = np.stack([_pooled(g, evidence.embeddings) for g in heard])
-            for group, c in zip(heard, cluster(pooled, count, threshold), strict=True):
+            found = cluster(pooled, count, threshold)
+            if count is None:  # a forced count is the user's to make
+                found = absorb_thin(found, pooled, [sum(evidence.voiced_seconds.get(i, 0.0) for i in g) for g in heard],
+                                  [{tracks[i] for i in g if tracks[i]} for g in heard])
+            for group, c in zip(heard, found, strict=True):
                 for i in group:
                     cluster_of[i] = int(c)
         used_faces = any(tracks[i] is not None for i in todo)
@@ -152,8 +163,19 @@ def diarize(utterances: Sequence[Utterance], evidence: SpeakerEvidence, count: i
     names: dict[int, str] = {}
     for i in sorted(cluster_of, key=lambda i: (utterances[i].start, i)):
         names.setdefault(cluster_of[i], f"S{len(names) + 1}")
+    order = sorted(todo, key=lambda i: (utterances[i].start, i))
+    for k, i in enumerate(order):
+        if i in cluster_of or not evidence.has_audio or tracks[i]:
+            continue
+        before = cluster_of.get(order[k - 1]) if k else None
+        after = cluster_of.get(order[k + 1]) if k + 1 < len(order) else None
+        if before is not None and before == after:
+            cluster_of[i] = before  # too short to hear, between two lines of one speaker
+            details[i] = {"by": "neighbours"}
     for i in todo:
-        if i in cluster_of:
+        if details[i].get("by") == "neighbours":
+            labels[i] = names[cluster_of[i]]
+        elif i in cluster_of:
             labels[i] = names[cluster_of[i]]
             by = [name for name, used in (("voice", i in evidence.embeddings), ("face track", tracks[i])) if used]
             details[i] = {"by": "+".join(by)}
@@ -163,6 +185,26 @@ def diarize(utterances: Sequence[Utterance], evidence: SpeakerEvidence, count: i
             labels[i] = UNKNOWN
             details[i] = {"reason": _why_unknown(i, evidence, tracks[i])}
     return Diarization(labels, details, method)
+
+
+def absorb_thin(ids: np.ndarray, pooled: np.ndarray, seconds: Sequence[float],
+                tracks: Sequence[set[str]]) -> np.ndarray:
+    """Cluster ids where every cluster with under MIN_SPEAKER_SECONDS of voice and no talking
+    face track of its own has joined the nearest other cluster (cosine of pooled voices) that has
+    real evidence; unchanged where none has."""
+    ids = np.asarray(ids).copy()
+    clusters = sorted(set(ids.tolist()))
+    heard = {c: sum(seconds[g] for g in np.flatnonzero(ids == c)) for c in clusters}
+    owned: dict[int, set[str]] = {c: set().union(*(tracks[g] for g in np.flatnonzero(ids == c))) for c in clusters}
+    shared = {t for c in clusters for t in owned[c] if sum(t in owned[d] for d in clusters) > 1}
+    solid = [c for c in clusters if heard[c] >= MIN_SPEAKER_SECONDS or owned[c] - shared]
+    if not solid:
+        return ids
+    centre = {c: _unit(pooled[ids == c].sum(0)) for c in clusters}
+    for c in clusters:
+        if c not in solid:
+            ids[ids == c] = max(solid, key=lambda d: float(centre[c] @ centre[d]))
+    return np.unique(ids, return_inverse=True)[1]
 
 
 def _why_unknown(i: int, evidence: SpeakerEvidence, track: str | None) -> str:

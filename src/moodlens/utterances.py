@@ -51,6 +51,16 @@ class TranscribeOptions:
     # How much of faster-whisper's zero padding, after the speech of a window, an English-only
     # model's encoder reads (30: the whole 30 s window, as Whisper was trained). See shorten_windows.
     padding_seconds: float = 10.0
+    # Silero VAD and Whisper's own checks, as faster-whisper names them (its defaults here);
+    # bench/asr_settings.py measures them on short, quick dialogue.
+    vad_threshold: float = 0.5
+    vad_min_silence_ms: int = 2000
+    vad_speech_pad_ms: int = 400
+    no_speech_threshold: float | None = 0.6
+    log_prob_threshold: float | None = -1.0
+    # Text Whisper reads as if it came before each window: it copies the prompt's style, so a
+    # prompt with exclamation marks brings them back where speech sounds like them.
+    initial_prompt: str | None = None
 
 
 @lru_cache(maxsize=2)
@@ -218,6 +228,11 @@ def _transcribe_piece(
         language="en" if options.model.endswith(".en") else None,
         beam_size=options.beam_size,
         vad_filter=options.vad_filter,
+        vad_parameters={"threshold": options.vad_threshold, "min_silence_duration_ms": options.vad_min_silence_ms,
+                        "speech_pad_ms": options.vad_speech_pad_ms},
+        no_speech_threshold=options.no_speech_threshold,
+        log_prob_threshold=options.log_prob_threshold,
+        initial_prompt=options.initial_prompt,
         condition_on_previous_text=False,
         word_timestamps=options.split_sentences,
     )

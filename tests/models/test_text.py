@@ -8,7 +8,7 @@ import pytest
 from moodlens.labels import EMOTIONS, SENTIMENTS
 from moodlens.models.text import LoraTextExpert, TextExpert, TextHeadWeights, load_text_expert
 
-SHIPPED = [TextHeadWeights.MELD_MPNET_LORA_V1, TextHeadWeights.MELD_MINILM_LORA_V1, TextHeadWeights.MELD_MINILM_V1]
+SHIPPED = list(TextHeadWeights)
 
 
 def test_default_is_the_fine_tuned_model() -> None:

@@ -21,6 +21,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
     (TextHeadWeights.MELD_MINILM_V1, "text-meld-frozen.yaml"),
     (TextHeadWeights.MELD_MINILM_LORA_V1, "text-meld-minilm.yaml"),
     (TextHeadWeights.MELD_MPNET_LORA_V1, "text-meld.yaml"),
+    (TextHeadWeights.MELD_MPNET_LORA_ASR_V2, "text-meld.yaml"),  # v1's adapters, heads refitted
 ])
 def test_each_shipped_model_was_trained_by_its_recipe(weights: TextHeadWeights, recipe: str) -> None:
     """The config recorded inside each shipped file is exactly what its recipe builds."""
@@ -33,7 +34,8 @@ def test_each_shipped_model_was_trained_by_its_recipe(weights: TextHeadWeights, 
     built = {k: v for k, v in asdict(config).items() if k not in (model_field, "out")}
     recorded = metadata["train_config"]
     if isinstance(config, FinetuneConfig):
-        recorded = {"save_dtype": "float32", **recorded}  # files from before the option were float32
+        # files from before these options: float32, fresh adapters, no ASR-shaped text, no autocast
+        recorded = {"save_dtype": "float32", "asr_shaped_share": 0.0, "init": None, "bf16": False, **recorded}
     assert built == recorded
 
 

@@ -26,6 +26,7 @@ from moodlens.options import AnalyzeOptions
 from moodlens.utterances import Utterance, cpu_fallback_note
 
 SILENCE_RMS = 10 ** (-50 / 20)  # -50 dBFS: nothing to hear
+ATYPICALITY = "atypicality"  # detail key: how unlike the training voices this one is (VoiceHead.atypicality)
 
 
 class VoiceExpert:
@@ -80,7 +81,9 @@ class VoiceExpert:
             media.report(self.name, min(1.0, utterances[i].end / max(media.info.duration, 1e-6)))
         if features:
             order = sorted(features)
-            probabilities = self.head.predict(np.stack([features[i] for i in order]))  # centred per file
+            stacked = np.stack([features[i] for i in order])
+            probabilities = self.head.predict(stacked)  # centred per file
+            atypical = self.head.atypicality(stacked)
             for row, i in enumerate(order):
                 emotion = full_distribution(self.head.config.classes, probabilities[row], EMOTIONS)
                 results[i] = ModalityResult(
@@ -88,6 +91,7 @@ class VoiceExpert:
                     Prediction.from_probabilities(SENTIMENTS, sentiment_from_emotion(emotion)),
                     coverage=1.0,
                     detail={"seconds_read": round(min(utterances[i].duration, MAX_CLIP_SECONDS), 3),
+                            ATYPICALITY: round(float(atypical[row]), 4),
                             "classes": list(self.head.config.classes),
                             "sentiment_from": "emotion, via P(sentiment | emotion) on MELD train"})
         media.report(self.name, 1.0)

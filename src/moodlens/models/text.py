@@ -53,13 +53,15 @@ class TextHeadWeights(Enum):
     MELD_MINILM_V1 = "text_meld_minilm_v1.safetensors"
     MELD_MINILM_LORA_V1 = "text_meld_minilm_lora_v1.safetensors"
     MELD_MPNET_LORA_V1 = "text_meld_mpnet_lora_v1.safetensors"
+    # v1's adapters, heads refitted on MELD as written and as ASR writes it (`moodlens refit-text`)
+    MELD_MPNET_LORA_ASR_V2 = "text_meld_mpnet_lora_asr_v2.safetensors"
 
     @property
     def path(self) -> Path:
         return shipped(self.value)
 
 
-DEFAULT_TEXT_WEIGHTS = TextHeadWeights.MELD_MPNET_LORA_V1  # the best on MELD dev; see the README
+DEFAULT_TEXT_WEIGHTS = TextHeadWeights.MELD_MPNET_LORA_ASR_V2  # best on MELD dev, typed and ASR-shaped; README
 
 
 class SentenceEncoder:
@@ -198,12 +200,16 @@ class ContextualTextClassifier(nn.Module):
         self.emotion = nn.Linear(hidden, len(EMOTIONS))
         self.sentiment = nn.Linear(hidden, len(SENTIMENTS))
 
-    def forward(self, tokens: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def pool(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The target's tokens, mean-pooled: what both heads read."""
         inputs = {k: v for k, v in tokens.items() if k != "target_mask"}
         hidden = self.encoder(**inputs).last_hidden_state
         # the target utterance is segment B; the context in segment A only informs it
         mask = tokens["target_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = self.dropout((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+    def forward(self, tokens: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        pooled = self.dropout(self.pool(tokens))
         return self.emotion(pooled), self.sentiment(pooled)
 
 
@@ -290,21 +296,25 @@ def fast_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-Scorer = Callable[[dict[str, torch.Tensor]], tuple[np.ndarray, np.ndarray]]
+Scorer = Callable[[dict[str, torch.Tensor]], tuple[np.ndarray, ...]]
 
 
 def score_in_batches(score: Scorer, tokenizer: object, contexts: Sequence[str], targets: Sequence[str],
-                     max_tokens: int, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities for each (context, target), in length-sorted batches to keep padding low;
-    `score` maps a batch of encoded pairs to (emotion, sentiment) probabilities."""
+                     max_tokens: int, batch_size: int = 64) -> tuple[np.ndarray, ...]:
+    """`score` of each (context, target), in length-sorted batches to keep padding low; `score`
+    maps a batch of encoded pairs to a tuple of row arrays ((emotion, sentiment) probabilities)."""
     order = np.argsort([len(c) + len(t) for c, t in zip(contexts, targets, strict=True)], kind="stable")
-    emotion = np.zeros((len(targets), len(EMOTIONS)))
-    sentiment = np.zeros((len(targets), len(SENTIMENTS)))
+    outputs: list[np.ndarray] = []
     for begin in range(0, len(order), batch_size):
         index = order[begin : begin + batch_size]
         tokens = encode_pairs(tokenizer, [contexts[i] for i in index], [targets[i] for i in index], max_tokens)
-        emotion[index], sentiment[index] = score(tokens)
-    return emotion, sentiment
+        for k, rows in enumerate(score(tokens)):
+            if len(outputs) <= k:
+                outputs.append(np.zeros((len(targets), *rows.shape[1:]), dtype=rows.dtype))
+            outputs[k][index] = rows
+    if not outputs:
+        return np.zeros((0, len(EMOTIONS))), np.zeros((0, len(SENTIMENTS)))
+    return tuple(outputs)
 
 
 @torch.inference_mode()

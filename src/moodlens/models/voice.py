@@ -88,6 +88,13 @@ class VoiceHead:
         z = (center(features, self.reference, self.config.shrink) - self.mean) / self.scale
         return z @ self.weight.T + self.bias
 
+    def atypicality(self, features: np.ndarray) -> np.ndarray:
+        """Per row, the mean square of its raw (uncentred) feature's distance from the training
+        corpus's mean, in the training corpus's units: about 1-3 for voices like those the head
+        was trained on, far more for voices unlike any of them (synthetic speech, music). Fusion
+        trusts the head less the further a voice is from what it knows (fusion.voice_trust)."""
+        return np.mean(np.square((np.asarray(features) - self.reference) / self.scale), axis=-1)
+
     def predict(self, features: np.ndarray) -> np.ndarray:
         """(N, len(classes)) probabilities for the rows of one speaker or file."""
         logits = torch.from_numpy(self.logits(features) / self.config.temperature)

@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from moodlens.data.meld import MeldRow, dialogue_texts, read_meld_csv
-from moodlens.features import text_with_context
+from moodlens.features import asr_shaped, text_with_context
 from moodlens.labels import EMOTIONS, SENTIMENTS
-from moodlens.models.text import LoraTextConfig, build_lora_classifier, classify_pairs, encode_pairs
+from moodlens.models.text import LoraTextConfig, build_lora_classifier, classify_pairs, encode_pairs, fast_bf16
 from moodlens.training.common import RunConfig, class_weights, sentiment_given_emotion
 from moodlens.training.metrics import task_metrics
 
@@ -35,6 +35,11 @@ class FinetuneConfig(RunConfig):
     # float16 halves the file (MPNet's rank-32 adapters are 21 MB in float32, over the 20 MB a
     # file in git may take); the loader upcasts, and evaluate scores the file as shipped
     save_dtype: str = "float32"
+    # Share of training lines shown as speech recognition writes them (features.asr_shaped): no
+    # exclamation marks or quotes. Dev is then scored both ways, and the epoch kept on both.
+    asr_shaped_share: float = 0.0
+    init: str | None = None  # a LoRA text model file to start from (its adapters and heads), not fresh ones
+    bf16: bool = False  # bf16 autocast on a CPU that has it natively (models.text.fast_bf16); float32 otherwise
 
 
 def pairs_for(rows: list[MeldRow], turns: int) -> list[tuple[str, str]]:
@@ -87,6 +92,17 @@ def finetune(config: FinetuneConfig, progress: Callable[[str], None] = print) ->
     y_sentiment = torch.tensor([r.sentiment for r in train_rows])
 
     model, tokenizer = build_lora_classifier(config.model)
+    if config.init:
+        from safetensors.torch import load_file
+
+        try:
+            missing, unexpected = model.load_state_dict(load_file(config.init), strict=False)
+        except RuntimeError:  # tensors of other shapes
+            missing, unexpected = [], ["?"]
+        if unexpected or any(".lora_" in k or k.startswith(("emotion.", "sentiment.")) for k in missing):
+            raise ValueError(f"{config.init}: not a LoRA text model of this configuration")
+    shaped = [(asr_shaped(c), asr_shaped(t)) for c, t in train_pairs]
+    bf16 = config.bf16 and fast_bf16()
     heads = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     adapters = [p for n, p in model.named_parameters() if n.startswith("encoder.") and p.requires_grad]
     optimizer = torch.optim.AdamW([{"params": adapters, "lr": config.lr},
@@ -104,9 +120,12 @@ def finetune(config: FinetuneConfig, progress: Callable[[str], None] = print) ->
         model.train()
         began, total = time.perf_counter(), 0.0
         for step, index in enumerate(length_grouped(lengths, config.batch_size, rng), start=1):
-            tokens = encode_pairs(tokenizer, [train_pairs[i][0] for i in index],
-                                  [train_pairs[i][1] for i in index], config.model.max_tokens)
-            emotion_logits, sentiment_logits = model(tokens)
+            chosen = [shaped[i] if config.asr_shaped_share > 0 and rng.random() < config.asr_shaped_share
+                      else train_pairs[i] for i in index]
+            tokens = encode_pairs(tokenizer, [c for c, _ in chosen], [t for _, t in chosen], config.model.max_tokens)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                emotion_logits, sentiment_logits = model(tokens)
+            emotion_logits, sentiment_logits = emotion_logits.float(), sentiment_logits.float()
             loss = (emotion_loss(emotion_logits, y_emotion[index])
                     + sentiment_loss(sentiment_logits, y_sentiment[index]))
             optimizer.zero_grad()
@@ -117,19 +136,21 @@ def finetune(config: FinetuneConfig, progress: Callable[[str], None] = print) ->
             total += loss.item() * len(index)
             if step % 50 == 0:
                 progress(f"epoch {epoch} step {step}: loss {total / (step * config.batch_size):.4f}")
-        emotion, sentiment = classify_pairs(model, tokenizer, [p[0] for p in dev_pairs],
-                                            [p[1] for p in dev_pairs], config.model.max_tokens)
-        metrics = {
-            "loss": total / len(train_rows),
-            "emotion_weighted_f1": task_metrics([r.emotion for r in dev_rows], emotion.argmax(1),
-                                                EMOTIONS).weighted_f1,
-            "sentiment_weighted_f1": task_metrics([r.sentiment for r in dev_rows], sentiment.argmax(1),
-                                                  SENTIMENTS).weighted_f1,
-            "minutes": (time.perf_counter() - began) / 60,
-        }
+        metrics: dict[str, float] = {"loss": total / len(train_rows)}
+        kinds = [("", dev_pairs)] + ([("_asr_shaped", [(asr_shaped(c), asr_shaped(t)) for c, t in dev_pairs])]
+                                     if config.asr_shaped_share > 0 else [])
+        for suffix, pairs in kinds:
+            emotion, sentiment = classify_pairs(model, tokenizer, [p[0] for p in pairs], [p[1] for p in pairs],
+                                                config.model.max_tokens, bf16=bf16)
+            metrics[f"emotion_weighted_f1{suffix}"] = task_metrics([r.emotion for r in dev_rows], emotion.argmax(1),
+                                                                   EMOTIONS).weighted_f1
+            metrics[f"sentiment_weighted_f1{suffix}"] = task_metrics([r.sentiment for r in dev_rows],
+                                                                     sentiment.argmax(1), SENTIMENTS).weighted_f1
+        metrics["minutes"] = (time.perf_counter() - began) / 60
         history.append(metrics)
         progress(f"epoch {epoch}: {json.dumps({k: round(v, 4) for k, v in metrics.items()})}")
-        score = (metrics["emotion_weighted_f1"] + metrics["sentiment_weighted_f1"]) / 2
+        scored = [v for k, v in metrics.items() if "weighted_f1" in k]
+        score = sum(scored) / len(scored)
         if score > best["score"]:
             trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
             best = {"score": score, "epoch": epoch, "metrics": metrics, "state": copy.deepcopy(trainable)}

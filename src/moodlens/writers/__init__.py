@@ -27,7 +27,7 @@ def render_csv(analysis: Analysis, out_dir: Path | None = None) -> str:
     writer.writerow(
         ["index", "start", "end", "speaker", "text", "emotion", "emotion_score", "sentiment",
          "sentiment_score", "modalities_used"]
-        + [f"p_{e}" for e in EMOTIONS] + [f"p_{s}" for s in SENTIMENTS]
+        + [f"p_{e}" for e in EMOTIONS] + [f"p_{s}" for s in SENTIMENTS] + ["turn", "experts_agree"]
     )
     for u in analysis.utterances:
         emotion = u.emotion.probabilities if u.emotion else {}
@@ -39,6 +39,7 @@ def render_csv(analysis: Analysis, out_dir: Path | None = None) -> str:
              f"{u.sentiment.score:.4f}" if u.sentiment else "", "+".join(u.modalities_used)]
             + [f"{emotion[e]:.4f}" if emotion else "" for e in EMOTIONS]
             + [f"{sentiment[s]:.4f}" if sentiment else "" for s in SENTIMENTS]
+            + ["" if u.turn is None else u.turn, "" if u.agreement is None else str(u.agreement["agree"]).lower()]
         )
     return buffer.getvalue()
 

@@ -1,0 +1,80 @@
+"""Turns: the unit emotion is judged on.
+
+Speech recognition cuts one spoken turn into fragments ("Oh God! | Oh, honey... | Oh, that's
+OK."), and a fragment judged alone loses what the rest of the turn says: each of those three
+reads as surprise, the whole line as sadness. MELD, which trained the text model, labels whole
+subtitle lines, often of several sentences. So consecutive segments with a short gap between
+them, of the same speaker where one is known, are joined into a turn, the experts judge the
+turn, and every segment of it keeps its own timing and text for captions, with the turn's
+emotion and its index (`UtteranceResult.turn`), so a reader sees why two captions share one.
+
+The gap is measured (bench/spoken_dialogues.py and the MELD clips; TURN_GAP_SECONDS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from moodlens.analysis import UtteranceResult
+
+if TYPE_CHECKING:  # options.py reads TURN_GAP_SECONDS, and utterances.py imports options' module tree
+    from moodlens.utterances import Utterance
+
+# The longest silence inside one turn. Chosen on the spoken MELD dev dialogues (README,
+# "Turns"): shorter leaves fragments of one line apart, longer joins different people's lines.
+TURN_GAP_SECONDS = 0.2
+# A turn never grows past this, however short its pauses: a monologue is still judged line by line.
+MAX_TURN_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class Turn:
+    """Consecutive segments of one speaker, judged as one utterance."""
+
+    index: int
+    members: tuple[int, ...]  # indices of the segments it joins, in order
+    utterance: Utterance  # what the experts read: first start to last end, texts joined
+
+
+def group_turns(segments: Sequence[Utterance], max_gap: float = TURN_GAP_SECONDS,
+                max_seconds: float = MAX_TURN_SECONDS) -> list[Turn]:
+    """Join each speech-recognition segment to the turn before it when the silence between them
+    is at most `max_gap`, both have the same speaker (None for both counts as the same: unknown
+    yet) and the turn stays within `max_seconds`. A transcript's cues are the user's own units
+    and stay apart, as do the fixed windows of a silent video. `max_gap` 0 keeps every segment
+    a turn of its own."""
+    groups: list[list[int]] = []
+    order = sorted(range(len(segments)), key=lambda i: (segments[i].start, i))
+    for i in order:
+        segment = segments[i]
+        if groups:
+            last = segments[groups[-1][-1]]
+            first = segments[groups[-1][0]]
+            if (max_gap > 0 and segment.source == "asr" and last.source == "asr"
+                    and segment.speaker == last.speaker and segment.start - last.end <= max_gap
+                    and segment.end - first.start <= max_seconds):
+                groups[-1].append(i)
+                continue
+        groups.append([i])
+    return [Turn(k, tuple(g), _joined([segments[i] for i in g])) for k, g in enumerate(groups)]
+
+
+def _joined(parts: Sequence[Utterance]) -> Utterance:
+    if len(parts) == 1:
+        return parts[0]
+    text = " ".join(p.text.strip() for p in parts if p.text.strip())
+    return replace(parts[0], end=max(p.end for p in parts), text=text)
+
+
+def per_segment(turns: Sequence[Turn], segments: Sequence[Utterance],
+                results: Sequence[UtteranceResult]) -> list[UtteranceResult]:
+    """One result per segment, in time order: its turn's judgement with its own time and text."""
+    out: list[UtteranceResult] = []
+    for turn, result in zip(turns, results, strict=True):
+        for i in turn.members:
+            segment = segments[i]
+            out.append(replace(result, index=len(out), start=round(segment.start, 3), end=round(segment.end, 3),
+                               text=segment.text, turn=turn.index))
+    return out
