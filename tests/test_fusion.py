@@ -172,7 +172,8 @@ def test_a_face_that_never_changes_has_no_effect() -> None:
     per_modality = [{"text": result(t, "neutral"), "face": with_detail(result(photo, "positive"),
                                                                        talking_track=f"F{k // 2 + 1}")}
                     for k, t in enumerate(lines)]
-    fused = fuse_file(per_modality, FusionWeights(text=1.0, face=1.0), BASELINES, Trust(face_change=0.2, text_neutral=1.0))
+    trust = Trust(face_change=0.2, text_neutral=1.0)
+    fused = fuse_file(per_modality, FusionWeights(text=1.0, face=1.0), BASELINES, trust)
     text_alone = [max(t, key=t.get) for t in lines]
     assert [e.label for e, _, _ in fused] == text_alone
     assert all("face" in used for _, _, used in fused)  # read and reported, just worth nothing here
@@ -186,7 +187,8 @@ def test_a_face_that_departs_from_its_own_baseline_still_counts() -> None:
     faces = [calm] * 5 + [furious]
     per_modality = [{"text": result(torn, "negative"),
                      "face": with_detail(result(f, "neutral"), talking_track="F1")} for f in faces]
-    fused = fuse_file(per_modality, FusionWeights(text=1.0, face=0.6), BASELINES, Trust(face_change=0.2, text_neutral=1.0))
+    trust = Trust(face_change=0.2, text_neutral=1.0)
+    fused = fuse_file(per_modality, FusionWeights(text=1.0, face=0.6), BASELINES, trust)
     assert fused[-1][0].label == "anger"
     assert fused[0][0].label != "anger"
 
