@@ -96,7 +96,7 @@ def _analyze(path: str | Path, options: AnalyzeOptions, progress: Progress | Non
         for expert in experts.values():
             beside.enter_context(expert.reading_ahead(media))
         segments = _utterances(info, options, notes, damage, report)
-    # the experts, fusion and speakers judge whole turns; captions keep each segment
+    # the experts and fusion judge whole turns; captions and speakers keep each segment
     turns = group_turns(segments, options.turn_gap)
     utterances = [turn.utterance for turn in turns]
     if options.model:
@@ -106,8 +106,10 @@ def _analyze(path: str | Path, options: AnalyzeOptions, progress: Progress | Non
             results, modalities, fusion = analyze_feature_level(own, utterances)
     else:
         results, modalities, fusion = _decision_level(media, utterances, experts)
-    results, speakers = _speakers(media, utterances, results)
+    # speakers are found per segment: a turn is joined by its pauses alone, and two people's
+    # lines with no pause between them (a cut) must still get a speaker each
     results = per_segment(turns, segments, results)
+    results, speakers = _speakers(media, segments, results)
     if not utterances:
         notes.append("no speech detected: the analysis has no utterances")
     if damage.any:

@@ -12,7 +12,7 @@ A new speaker needs real evidence: a cluster with less than MIN_SPEAKER_SECONDS 
 and no talking face track of its own (a "No." whose short embedding landed apart) joins the
 nearest speaker by voice. An utterance too short for a voice embedding and with no talking face
 takes the speaker of its neighbours where both sides agree, else `unknown`, and says why, rather
-than a guess. (Utterances here are turns: turns.py has joined the fragments of one already.)
+than a guess.
 Without audio, each face track is a speaker, marked as such.
 Speakers are named S1, S2, ... in order of first appearance.
 
@@ -41,8 +41,9 @@ DISTANCE_THRESHOLD = 0.75
 MIN_VOICE_SECONDS = 0.5
 MAX_VOICE_SECONDS = 10.0  # an embedding never reads more of an utterance than this
 # A speaker heard for less than this in all, with no talking face of their own, is not believed
-# to be a new person: a chosen floor (three short fragments), checked by bench/speakers.py.
-MIN_SPEAKER_SECONDS = 1.5
+# to be a new person. Read off bench/speakers.py: a higher floor also absorbs real people whose
+# only line is short.
+MIN_SPEAKER_SECONDS = 1.0
 # ASR word times cut tight ("Spitter." 0.3 s); the voice is read this much either side, never
 # into the neighbouring utterances.
 PAD_SECONDS = 0.25
