@@ -165,17 +165,14 @@ def diarize(utterances: Sequence[Utterance], evidence: SpeakerEvidence, count: i
     for i in sorted(cluster_of, key=lambda i: (utterances[i].start, i)):
         names.setdefault(cluster_of[i], f"S{len(names) + 1}")
     order = sorted(todo, key=lambda i: (utterances[i].start, i))
-    for k, i in enumerate(order):
-        if i in cluster_of or not evidence.has_audio or tracks[i]:
-            continue
-        before = cluster_of.get(order[k - 1]) if k else None
-        after = cluster_of.get(order[k + 1]) if k + 1 < len(order) else None
-        if before is not None and before == after:
-            cluster_of[i] = before  # too short to hear, between two lines of one speaker
-            details[i] = {"by": "neighbours"}
+    between = {}  # too short to hear and no face of its own, between two lines of one speaker
+    for k, i in enumerate(order[1:-1], start=1):
+        before, after = cluster_of.get(order[k - 1]), cluster_of.get(order[k + 1])
+        if i not in cluster_of and evidence.has_audio and not tracks[i] and before is not None and before == after:
+            between[i] = before
     for i in todo:
-        if details[i].get("by") == "neighbours":
-            labels[i] = names[cluster_of[i]]
+        if i in between:
+            labels[i], details[i] = names[between[i]], {"by": "neighbours"}
         elif i in cluster_of:
             labels[i] = names[cluster_of[i]]
             by = [name for name, used in (("voice", i in evidence.embeddings), ("face track", tracks[i])) if used]

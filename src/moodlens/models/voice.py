@@ -90,9 +90,10 @@ class VoiceHead:
 
     def atypicality(self, features: np.ndarray) -> np.ndarray:
         """Per row, the mean square of its raw (uncentred) feature's distance from the training
-        corpus's mean, in the training corpus's units: about 1-3 for voices like those the head
-        was trained on, far more for voices unlike any of them (synthetic speech, music). Fusion
-        trusts the head less the further a voice is from what it knows (fusion.voice_trust)."""
+        corpus's mean, in the units of the training corpus's speaker-centred spread: higher the
+        less the voice is like those the head was trained on (bench/fusion.py prints it per
+        regime). Fusion trusts the head less the further a voice is from what it knows
+        (fusion.Trust.voice)."""
         return np.mean(np.square((np.asarray(features) - self.reference) / self.scale), axis=-1)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
