@@ -48,6 +48,13 @@ def test_overrides_and_methods(tmp_path: Path) -> None:
     assert isinstance(load_recipe(CONFIGS / "text-meld-frozen.yaml"), TextTrainConfig)
 
 
+def test_the_continued_asr_recipe_reads_as_what_was_run() -> None:
+    config = load_recipe(CONFIGS / "text-meld-asr-continue.yaml")
+    assert isinstance(config, FinetuneConfig)
+    assert (config.asr_shaped_share, config.bf16, config.epochs) == (0.5, True, 1)
+    assert config.init.endswith(TextHeadWeights.MELD_MPNET_LORA_V1.value)
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("method: lora\nmodel: {lora_rnk: 8}\n", "unknown key(s) in `model`: lora_rnk"),
     ("method: lora\ntraining: {epochs: 2, learning_rate: 0.1}\n", "unknown key(s) in `training`: learning_rate"),
