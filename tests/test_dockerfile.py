@@ -74,4 +74,4 @@ def test_it_installs_with_the_projects_pins() -> None:
     assert f"torch=={build_arg('TORCH_VERSION')}" in constraints
     vision = [d for d in PYPROJECT["project"]["optional-dependencies"]["multimodal"] if d.startswith("torchvision")]
     assert vision == [f"torchvision=={build_arg('TORCHVISION_VERSION')}"]
-    assert "install_mpnet.py" in run and "warm_up()" in run  # models baked in, and proven to load offline
+    assert "moodlens.models.install" in run and "warm_up()" in run  # models baked in, and proven to load offline

@@ -10,7 +10,7 @@ from typing import Any
 
 from moodlens.errors import INCOMPLETE_MEDIA
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "analysis-v1.json"
 
 
@@ -61,6 +61,9 @@ class UtteranceResult:
     speaker_detail: dict[str, Any] = field(default_factory=dict)  # by, face_track, reason
     turn: int | None = None  # the speaker turn judged (turns.py); None in analyses before 1.3
     agreement: dict[str, Any] | None = None  # whether the experts agree, and on what (fusion.agreement)
+    language: str | None = None  # heard (language.py); None before 1.4, and where not told
+    language_probability: float | None = None
+    text_en: str | None = None  # the English the text model read, where `text` is another language
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class ModalityInfo:
     model: str | None
     trained_on: str | None
     reason: str | None = None
+    languages: str | None = None  # how it treats languages other than English (language.py)
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,8 @@ class Analysis:
     moodlens_version: str
     created_at: str
     speakers: list[SpeakerSummary] = field(default_factory=list)
+    # the file's language: code, probability, given (by --language) and, where none, the reason
+    language: dict[str, Any] = field(default_factory=dict)
     schema_version: str = SCHEMA_VERSION
 
     @property
@@ -160,6 +166,7 @@ class Analysis:
             moodlens_version=data["moodlens_version"],
             created_at=data["created_at"],
             speakers=[SpeakerSummary(**s) for s in data.get("speakers", [])],
+            language=dict(data.get("language", {})),
             schema_version=data["schema_version"],
         )
 

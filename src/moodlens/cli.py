@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -52,7 +53,8 @@ FaceWeights = Annotated[Path | None, typer.Option(
 
 RowLimit = Annotated[int | None, typer.Option(help="Use only the first N rows of each split.")]
 # analyze and batch share these
-Formats = Annotated[str, typer.Option("--format", help="Comma list: json,csv,srt,vtt,html.")]
+Formats = Annotated[str, typer.Option("--format", help=(
+    "Comma list: json,csv,srt,vtt,html; srt-en and vtt-en caption in English where the speech was another language."))]
 Fps = Annotated[float, typer.Option(help="Frames per second sampled for faces.")]
 Device = Annotated[str, typer.Option(help="cpu or cuda.")]
 Speakers = Annotated[str, typer.Option(
@@ -70,6 +72,9 @@ FusionSpec = Annotated[str, typer.Option(
 TurnGap = Annotated[float | None, typer.Option(
     help="Longest pause (s) inside one speaker turn, which the experts judge whole; 0 judges each "
          "recognised segment alone. Default: the measured one.")]
+Language = Annotated[str, typer.Option(
+    help="Spoken language: auto (told from the speech, per minute of audio) or a Whisper code (en, de, es, ...). "
+         "English is read by tiny.en; other languages by Whisper base, translated to English for the text model.")]
 VoiceWeights = Annotated[Path | None, typer.Option(
     help="A voice head written by train-voice; default: the shipped one (RAVDESS, non-commercial).")]
 
@@ -113,6 +118,7 @@ def analyze(
     face_selection: FaceSelection = "active",
     modalities: Modalities = "text,face,voice",
     turn_gap: TurnGap = None,
+    language: Language = "auto",
     model: Annotated[Path | None, typer.Option(
         help="A `moodlens train` bundle (DIR/best): one multimodal model, feature-level fusion.")] = None,
     debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
@@ -134,7 +140,8 @@ def analyze(
     options = _analyze_options(fps=fps, device=device, asr_model=asr_model, fusion_weights=fusion_weights,
                                text_weights=text_weights, face_weights=face_weights,
                                voice_weights=voice_weights, transcript=transcript, model=model, speakers=speakers,
-                               face_selection=face_selection, modalities=modalities, turn_gap=turn_gap)
+                               face_selection=face_selection, modalities=modalities, turn_gap=turn_gap,
+                               language=language)
     if transcript is not None and len(paths) > 1:
         raise _fail("--transcript applies to one media file; give exactly one PATH")
 
@@ -196,6 +203,7 @@ def batch(
     speakers: Speakers = "auto",
     face_selection: FaceSelection = "active",
     modalities: Modalities = "text,face,voice",
+    language: Language = "auto",
 ) -> None:
     """Analyse many videos on Ray: NAME.analysis.json (and the other formats) or NAME.error.json per input."""
     import time
@@ -207,7 +215,8 @@ def batch(
     options = _analyze_options(fps=fps, device=device, asr_model=asr_model, fusion_weights=fusion_weights,
                                text_weights=text_weights, face_weights=face_weights,
                                voice_weights=voice_weights, speakers=speakers,
-                               face_selection=face_selection, modalities=modalities, runs_here=address is None)
+                               face_selection=face_selection, modalities=modalities, language=language,
+                               runs_here=address is None)
     started = time.monotonic()
     try:
         found, problems = expand_inputs(inputs)
@@ -257,7 +266,8 @@ def _analyze_options(*, fps: float, device: str, asr_model: str, fusion_weights:
                      voice_weights: Path | None, face_weights: Path | None = None, transcript: Path | None = None,
                      model: Path | None = None, speakers: str = "auto",
                      face_selection: str = "active", modalities: str = "text,face,voice",
-                     turn_gap: float | None = None, runs_here: bool = True) -> AnalyzeOptions:
+                     turn_gap: float | None = None, language: str = "auto",
+                     runs_here: bool = True) -> AnalyzeOptions:
     """Checked options, with every model file loaded once up front, so a bad one fails before any input.
     runs_here=False (a batch on a Ray cluster): the device is the workers' to have, not this machine's."""
     from moodlens.errors import ModelNotFoundError
@@ -276,7 +286,7 @@ def _analyze_options(*, fps: float, device: str, asr_model: str, fusion_weights:
                                  face_weights=str(face_weights) if face_weights else None,
                                  voice_weights=str(voice_weights) if voice_weights else None,
                                  model=str(model) if model else None, face_selection=face_selection,
-                                 modalities=modalities.lower(),
+                                 modalities=modalities.lower(), language=language,
                                  **({"turn_gap": turn_gap} if turn_gap is not None else {}),
                                  **_speaker_options(speakers))
     except ValueError as err:
@@ -348,7 +358,9 @@ def _print_analysis(analysis: Analysis, written: list[str]) -> None:
         table.add_column(column, justify=justify, overflow="fold")
     for u in analysis.utterances:
         table.add_row(
-            f"{u.start:.2f}", f"{u.end:.2f}", u.speaker or "-", u.text or "[dim](no speech)[/]",
+            f"{u.start:.2f}", f"{u.end:.2f}", u.speaker or "-",
+            (escape(u.text) + (f"\n[dim]{escape(u.text_en)}[/]" if u.text_en else "")) if u.text
+            else "[dim](no speech)[/]",
             f"{u.emotion.label} ({u.emotion.score:.2f})" if u.emotion else "-",
             f"{u.sentiment.label} ({u.sentiment.score:.2f})" if u.sentiment else "-",
             "+".join(u.modalities_used) or "none",
@@ -363,6 +375,11 @@ def _print_analysis(analysis: Analysis, written: list[str]) -> None:
             f"dominant emotion: [bold]{s.dominant_emotion}[/]  ·  sentiment score "
             f"{s.sentiment_score:+.2f}  ·  time share "
             + ", ".join(f"{k} {v:.0%}" for k, v in top if v > 0), highlight=False)
+    heard = analysis.language
+    if (heard.get("code") and heard["code"] != "en") or len(heard.get("languages") or {}) > 1:
+        how = "given" if heard.get("given") else f"p {heard['probability']:.2f}" if heard.get("probability") else "told"
+        console.print(f"language: {heard['code']} ({how}); speech read in it and translated to English for the "
+                      "text model", highlight=False)
     unused = [f"{m}: {i.reason}" for m, i in analysis.modalities.items() if not i.available]
     if unused:
         console.print(f"[dim]not used: {'; '.join(unused)}[/]", highlight=False)

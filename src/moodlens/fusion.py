@@ -251,6 +251,8 @@ def assemble(utterances: Sequence[object], per_modality: Sequence[dict[str, Moda
             index=index, start=round(u.start, 3), end=round(u.end, 3), text=u.text, speaker=u.speaker,
             source=u.source, emotion=emotion, sentiment=sentiment, modalities_used=used,
             per_modality=dict(modalities), agreement=agreement(modalities),
+            language=getattr(u, "language", None), language_probability=getattr(u, "language_probability", None),
+            text_en=getattr(u, "text_en", None),
         )
         for index, (u, modalities, (emotion, sentiment, used)) in enumerate(
             zip(utterances, per_modality, fused, strict=True))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from moodlens.fusion import FusionWeights
+from moodlens.language import AUTO, check_language
 from moodlens.turns import TURN_GAP_SECONDS
 
 DEVICES = ("cpu", "cuda")
@@ -38,8 +39,11 @@ class AnalyzeOptions:
     # What the result calls the file: the server passes the upload's own name, so a result
     # never shows where the server keeps it.
     media_name: str | None = None
+    # "auto": told from the speech (language.py); a Whisper code reads all speech in that language
+    language: str = AUTO
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "language", check_language(self.language))
         if not 0 < self.fps <= 60:
             raise ValueError(f"fps must be in (0, 60], got {self.fps:g}")
         if self.device not in DEVICES:

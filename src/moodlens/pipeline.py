@@ -13,10 +13,18 @@ from threadpoolctl import ThreadpoolController
 
 from moodlens import __version__
 from moodlens.analysis import Analysis, ModalityInfo, UtteranceResult
-from moodlens.errors import ModelNotFoundError
+from moodlens.errors import ModelNotFoundError, TranscriptError
 from moodlens.experts import EXPERTS, Expert, ExpertOutput, MediaContext
 from moodlens.experts.face import face_track
 from moodlens.fusion import BASELINES, Baseline, Trust, assemble, fuse_file
+from moodlens.language import (
+    AUTO,
+    MODALITY_LANGUAGES,
+    MULTILINGUAL_MODEL,
+    LanguageGuess,
+    file_language,
+    transcript_language,
+)
 from moodlens.media import DecodeDamage, MediaInfo, probe
 from moodlens.models.face import is_shipped_export
 from moodlens.models.speaker import load_speaker_encoder
@@ -55,6 +63,9 @@ def warm_up(options: AnalyzeOptions | None = None) -> None:
                 make(options)
     if not options.transcript:
         load_asr_model(TranscribeOptions(model=options.asr_model, device=options.device))
+        if options.language != "en":  # auto tells every file's language with it
+            with contextlib.suppress(ModelNotFoundError):  # analyze notes it and reads English
+                load_asr_model(TranscribeOptions(model=MULTILINGUAL_MODEL, device=options.device))
     if options.diarize:
         with contextlib.suppress(ModelNotFoundError):  # analyze notes it and uses face tracks alone
             load_speaker_encoder(options.device)
@@ -95,7 +106,7 @@ def _analyze(path: str | Path, options: AnalyzeOptions, progress: Progress | Non
     with contextlib.ExitStack() as beside:
         for expert in experts.values():
             beside.enter_context(expert.reading_ahead(media))
-        segments = _utterances(info, options, notes, damage, report)
+        segments, heard = _utterances(info, options, notes, damage, report)
     # the experts and fusion judge whole turns; captions and speakers keep each segment
     turns = group_turns(segments, options.turn_gap)
     utterances = [turn.utterance for turn in turns]
@@ -127,12 +138,14 @@ def _analyze(path: str | Path, options: AnalyzeOptions, progress: Progress | Non
             "speakers": speakers,
             "turns": {"max_gap": options.turn_gap, "count": len(turns), "segments": len(segments)},
             "modalities": list(options.modalities),
+            "language": options.language,
         },
         modalities=modalities,
         utterances=results,
         summary=summarize(results),
         speakers=summarize_speakers(results, [u.speaker for u in utterances if u.speaker]),
         notes=notes,
+        language=heard,
         moodlens_version=__version__,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
@@ -157,7 +170,8 @@ def _decision_level(media: MediaContext, utterances: list[Utterance], experts: d
     media.report("fusion", 1.0)
     fusion = {"method": "decision-level (weighted product of likelihood ratios, per-utterance reliability)",
               "weights": asdict(media.options.fusion), "baselines": sorted(baselines), "trust": asdict(TRUST)}
-    return assemble(utterances, per_modality, fused), {n: o.info for n, o in outputs.items()}, fusion
+    modalities = {n: replace(o.info, languages=MODALITY_LANGUAGES[n]) for n, o in outputs.items()}
+    return assemble(utterances, per_modality, fused), modalities, fusion
 
 
 @contextlib.contextmanager
@@ -217,20 +231,36 @@ def measured_baselines(options: AnalyzeOptions) -> dict[str, Baseline]:
 
 def _utterances(
     info: MediaInfo, options: AnalyzeOptions, notes: list[str], damage: DecodeDamage, report: Progress
-) -> list[Utterance]:
+) -> tuple[list[Utterance], dict[str, object]]:
+    """The segments, and the file's language (Analysis.language)."""
     report("utterances", 0.0)
     if options.transcript:
         found = read_transcript(options.transcript, info.duration)
+        try:
+            guess = transcript_language([u.text for u in found], options.language)
+        except ValueError as err:
+            raise TranscriptError(Path(options.transcript), str(err)) from err
+        if guess.reason:
+            notes.append(f"language: {guess.reason}")
+        found = [replace(u, language=guess.code) for u in found]
     elif not info.has_audio:
         notes.append(f"no audio stream: face-only analysis over {options.window_seconds:g} s windows")
         found = fixed_windows(info.duration, options.window_seconds)
+        guess = LanguageGuess(None, None, "no audio stream")
     else:
         found = []
-        asr = TranscribeOptions(model=options.asr_model, device=options.device)
+        asr = TranscribeOptions(model=options.asr_model, device=options.device, language=options.language)
         for utterance in transcribe(info.path, asr, notes, damage):
             found.append(utterance)
             report("utterances", min(1.0, utterance.end / info.duration))
         if note := cpu_fallback_note(options.asr_model, options.device, "ASR"):
             notes.append(note)
+        guess = file_language((u.duration, u.language, u.language_probability) for u in found)
     report("utterances", 1.0)
-    return found
+    seconds: dict[str, float] = {}
+    for u in found:
+        if u.language:
+            seconds[u.language] = round(seconds.get(u.language, 0.0) + u.duration, 3)
+    given = options.language != AUTO
+    return found, {"code": guess.code, "probability": None if given else guess.probability, "given": given,
+                   "reason": guess.reason, "languages": seconds}

@@ -65,7 +65,10 @@ def _joined(parts: Sequence[Utterance]) -> Utterance:
     if len(parts) == 1:
         return parts[0]
     text = " ".join(p.text.strip() for p in parts if p.text.strip())
-    return replace(parts[0], end=max(p.end for p in parts), text=text)
+    english = None
+    if any(p.text_en is not None for p in parts):
+        english = " ".join((p.text_en if p.text_en is not None else p.text).strip() for p in parts).strip()
+    return replace(parts[0], end=max(p.end for p in parts), text=text, text_en=english)
 
 
 def per_segment(turns: Sequence[Turn], segments: Sequence[Utterance],
@@ -76,5 +79,6 @@ def per_segment(turns: Sequence[Turn], segments: Sequence[Utterance],
         for i in turn.members:
             segment = segments[i]
             out.append(replace(result, index=len(out), start=round(segment.start, 3), end=round(segment.end, 3),
-                               text=segment.text, turn=turn.index))
+                               text=segment.text, text_en=segment.text_en, language=segment.language,
+                               language_probability=segment.language_probability, turn=turn.index))
     return out

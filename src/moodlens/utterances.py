@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from moodlens.errors import TranscriptError
+from moodlens.errors import ModelNotFoundError, TranscriptError
+from moodlens.language import AUTO, ENGLISH, MULTILINGUAL_MODEL, LanguageGuess, detect_language, speech_only
 from moodlens.media import SAMPLE_RATE, DecodeDamage, iter_audio
 from moodlens.models.weights import resolve_asr_model
 
@@ -33,6 +34,11 @@ class Utterance:
     text: str
     speaker: str | None = None
     source: UtteranceSource = "asr"
+    language: str | None = None  # what was heard (language.py); None: not told (transcripts, silence)
+    language_probability: float | None = None  # Whisper's, where it was detected rather than given
+    # The English that the text model reads, where the speech was in another language (Whisper's
+    # translate task); None where `text` is already English.
+    text_en: str | None = None
 
     @property
     def duration(self) -> float:
@@ -61,9 +67,15 @@ class TranscribeOptions:
     # Text Whisper reads as if it came before each window: it copies the prompt's style, so a
     # prompt with exclamation marks brings them back where speech sounds like them.
     initial_prompt: str | None = None
+    # "auto": told from the speech of each chunk (language.py); a code: every chunk is read in it
+    language: str = AUTO
+    multilingual_model: str = MULTILINGUAL_MODEL
+    # faster-whisper's fallback temperatures for the multilingual model: on speech it reads badly,
+    # each step is one more decoding of the window (bench/multilingual.py measures the cost)
+    multilingual_temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=4)
 def _whisper(model: str, device: str, compute_type: str, padding_seconds: float) -> WhisperModel:
     from faster_whisper import WhisperModel
     from faster_whisper.utils import download_model
@@ -204,29 +216,86 @@ def transcribe(
     """Yield utterances lazily, chunk by chunk, so memory stays flat on long media.
 
     A chunk that has a successor is cut at its quietest moment near the end, and the rest is
-    carried into the next chunk, so chunking does not cut words in half.
+    carried into the next chunk, so chunking does not cut words in half. Each chunk is read in
+    its own language (language.py): English by `options.model`, any other by the multilingual
+    model, which also translates each utterance to English for the text model.
     """
     options = options or TranscribeOptions()
-    model = load_asr_model(options)
+    reader = _LanguageReader(options, notes if notes is not None else [])
     held: tuple[float, np.ndarray] | None = None
     for offset, samples in iter_audio(path, options.chunk_seconds, notes, damage):
         if held is not None:
             start, audio = held
             cut = quietest_point(audio, int(CUT_SEARCH_SECONDS * SAMPLE_RATE))
-            yield from _transcribe_piece(model, audio[:cut], start, options)
+            yield from reader.read(audio[:cut], start)
             offset, samples = start + cut / SAMPLE_RATE, np.concatenate([audio[cut:], samples])
         held = (offset, samples)
     if held is not None:
-        yield from _transcribe_piece(model, held[1], held[0], options)
+        yield from reader.read(held[1], held[0])
+
+
+class _LanguageReader:
+    """Reads each chunk of audio in its language: tells it (or takes `options.language`), then
+    transcribes with the model for it, and translates what is not English."""
+
+    def __init__(self, options: TranscribeOptions, notes: list[str]) -> None:
+        self.options = options
+        self.notes = notes
+        self.english = load_asr_model(options)
+        self.last: LanguageGuess | None = None  # for a chunk with too little speech to tell
+
+    def read(self, samples: np.ndarray, offset: float) -> Iterator[Utterance]:
+        guess = self.language(samples)
+        if guess.code in (ENGLISH, None) or not self.multilingual():
+            utterances = _transcribe_piece(self.english, samples, offset, self.options, ENGLISH)
+            yield from (replace(u, language=ENGLISH, language_probability=guess.probability) for u in utterances)
+            return
+        model = self.multilingual()
+        assert model is not None and guess.code is not None
+        for utterance in _transcribe_piece(model, samples, offset, self.options, guess.code):
+            english = translate(model, samples, utterance.start - offset, utterance.end - offset, guess.code,
+                                self.options)
+            yield replace(utterance, language=guess.code, language_probability=guess.probability, text_en=english)
+
+    def language(self, samples: np.ndarray) -> LanguageGuess:
+        code = self.options.language
+        if code != AUTO:
+            return LanguageGuess(code, None, given=True)
+        model = self.multilingual()
+        if model is None:
+            return LanguageGuess(None, None, "the multilingual model is not installed")
+        speech = speech_only(samples, self.options.vad_threshold)
+        guess = detect_language(model, speech)
+        if guess.code is None:
+            if self.last is not None:
+                return self.last
+            if speech.size:  # no speech at all is noted where the analysis finds no utterances
+                self.notes.append(f"language: {guess.reason}; read as English (set --language to choose)")
+            return guess
+        self.last = guess
+        return guess
+
+    def multilingual(self) -> WhisperModel | None:
+        """Whisper base, loaded at the first chunk that needs it; None (noted once) where it is not
+        installed here, and then every chunk is read as English."""
+        if not hasattr(self, "_multilingual"):
+            self._multilingual: WhisperModel | None = None
+            try:
+                self._multilingual = load_asr_model(replace(self.options, model=self.options.multilingual_model))
+            except ModelNotFoundError as err:
+                self.notes.append(f"language: not told, speech read as English ({err})")
+        return self._multilingual
 
 
 def _transcribe_piece(
-    model: WhisperModel, samples: np.ndarray, offset: float, options: TranscribeOptions
+    model: WhisperModel, samples: np.ndarray, offset: float, options: TranscribeOptions, language: str = ENGLISH
 ) -> Iterator[Utterance]:
+    multilingual = model.model.is_multilingual
     segments, _ = model.transcribe(
         samples,
-        language="en" if options.model.endswith(".en") else None,
+        language=language if multilingual else "en",
         beam_size=options.beam_size,
+        temperature=list(options.multilingual_temperatures) if multilingual else [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
         vad_filter=options.vad_filter,
         vad_parameters={"threshold": options.vad_threshold, "min_silence_duration_ms": options.vad_min_silence_ms,
                         "speech_pad_ms": options.vad_speech_pad_ms},
@@ -243,6 +312,22 @@ def _transcribe_piece(
         for start, end, text in pieces:
             if text:
                 yield Utterance(start=offset + start, end=offset + end, text=text)
+
+
+# Around an utterance's words, so the translation hears their first and last sounds whole.
+TRANSLATE_PAD_SECONDS = 0.2
+
+
+def translate(model: WhisperModel, samples: np.ndarray, start: float, end: float, language: str,
+              options: TranscribeOptions) -> str:
+    """Whisper's English for `samples[start:end]` (seconds) spoken in `language`."""
+    first = max(0, int((start - TRANSLATE_PAD_SECONDS) * SAMPLE_RATE))
+    last = min(samples.size, int((end + TRANSLATE_PAD_SECONDS) * SAMPLE_RATE))
+    segments, _ = model.transcribe(samples[first:last], language=language, task="translate",
+                                   beam_size=options.beam_size, vad_filter=False, without_timestamps=True,
+                                   condition_on_previous_text=False, log_prob_threshold=options.log_prob_threshold,
+                                   no_speech_threshold=None, temperature=list(options.multilingual_temperatures))
+    return " ".join(s.text.strip() for s in segments).strip()
 
 
 CUT_SEARCH_SECONDS = 5.0

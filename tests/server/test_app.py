@@ -152,3 +152,21 @@ def test_two_workers_share_one_postgres_queue(tmp_path: Path, postgres_url: str,
         assert client.get("/healthz").json()["jobs"]["done"] == len(clips)
     assert [j["status"] for j in jobs] == ["done"] * len(clips)
     assert [j["attempts"] for j in jobs] == [1] * len(clips)
+
+
+def test_the_form_chooses_the_language_and_a_bad_one_is_a_400(server: tuple[TestClient, Path],
+                                                              meld_clips: list[dict]) -> None:
+    client, data = server
+    clip = Path(meld_clips[1]["path"])
+    with clip.open("rb") as handle:
+        bad = client.post("/v1/analyses", data={"language": "klingon"},
+                          files={"file": (clip.name, handle, "video/mp4")})
+    assert bad.status_code == 400 and "bad form field `language`" in bad.json()["error"], bad.text
+    assert not any((data / "jobs").glob("*/upload.part"))
+    with clip.open("rb") as handle:
+        answer = client.post("/v1/analyses", data={"language": "EN"}, files={"file": (clip.name, handle, "video/mp4")})
+    assert answer.status_code == 202, answer.text
+    job = _wait(client, answer.json()["id"])
+    assert job["status"] == "done", job
+    analysis = client.get(f"/v1/analyses/{job['id']}/result").json()
+    assert analysis["settings"]["language"] == "en" and analysis["language"]["given"] is True

@@ -66,3 +66,31 @@ def test_html_page_is_self_contained_and_points_at_the_video(tmp_path: Path) -> 
     assert html.count("</script>") == 1  # the utterance text can't close the script early
     payload = html[html.rindex("render(") + len("render("): html.rindex(', "../videos')]
     assert json.loads(payload.replace("<\\/", "</"))["utterances"][0]["text"].startswith("</script>")
+
+
+def _spanish() -> Analysis:
+    import dataclasses
+
+    analysis = sample_analysis()
+    spoken = dataclasses.replace(analysis.utterances[0], text="¡Es la mejor noticia del año!", language="es",
+                                 language_probability=0.93, text_en="It's the best news of the year!")
+    return dataclasses.replace(analysis, utterances=[spoken, *analysis.utterances[1:]],
+                               language={"code": "es", "probability": 0.93, "given": False, "reason": None,
+                                         "languages": {"es": 1.5}})
+
+
+def test_every_writer_keeps_the_original_and_the_english() -> None:
+    analysis = _spanish()
+    data = json.loads(analysis.to_json())
+    validate(data)
+    assert data["utterances"][0]["text_en"] == "It's the best news of the year!" and data["language"]["code"] == "es"
+    assert Analysis.from_dict(data) == analysis
+    rows = list(csv.DictReader(io.StringIO(render_csv(analysis))))
+    assert rows[0]["text"] == "¡Es la mejor noticia del año!" and rows[0]["language"] == "es"
+    assert rows[0]["text_en"] == "It's the best news of the year!" and rows[1]["text_en"] == ""
+    original = render_captions(analysis)
+    english = render_captions(analysis, english=True)
+    assert "¡Es la mejor noticia del año!" in original and "best news" not in original
+    assert "It's the best news of the year!" in english and "¡Es" not in english
+    assert "S1: Yes." in english  # lines already in English stay as they are
+    assert parse_formats("srt-en,vtt-en") == ["srt-en", "vtt-en"]

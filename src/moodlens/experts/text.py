@@ -33,8 +33,9 @@ class TextExpert:
 
     def predict(self, media: MediaContext, utterances: Sequence[Utterance]) -> ExpertOutput:
         media.report(self.name, 0.0)
-        spoken = [i for i, u in enumerate(utterances) if u.text]
-        texts = [u.text for u in utterances]
+        # the English of speech in another language (language.py): the model was trained on English
+        texts = [u.text_en if u.text_en is not None else u.text for u in utterances]
+        spoken = [i for i, text in enumerate(texts) if text]
         turns = self.model.config.context_turns
         pairs = [text_with_context([t for t in texts[: i + 1] if t], turns) for i in spoken]
         emotion, sentiment = self.model.predict([p[0] for p in pairs], [p[1] for p in pairs])

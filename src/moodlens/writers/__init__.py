@@ -27,7 +27,8 @@ def render_csv(analysis: Analysis, out_dir: Path | None = None) -> str:
     writer.writerow(
         ["index", "start", "end", "speaker", "text", "emotion", "emotion_score", "sentiment",
          "sentiment_score", "modalities_used"]
-        + [f"p_{e}" for e in EMOTIONS] + [f"p_{s}" for s in SENTIMENTS] + ["turn", "experts_agree"]
+        + [f"p_{e}" for e in EMOTIONS] + [f"p_{s}" for s in SENTIMENTS]
+        + ["turn", "experts_agree", "language", "text_en"]
     )
     for u in analysis.utterances:
         emotion = u.emotion.probabilities if u.emotion else {}
@@ -39,7 +40,8 @@ def render_csv(analysis: Analysis, out_dir: Path | None = None) -> str:
              f"{u.sentiment.score:.4f}" if u.sentiment else "", "+".join(u.modalities_used)]
             + [f"{emotion[e]:.4f}" if emotion else "" for e in EMOTIONS]
             + [f"{sentiment[s]:.4f}" if sentiment else "" for s in SENTIMENTS]
-            + ["" if u.turn is None else u.turn, "" if u.agreement is None else str(u.agreement["agree"]).lower()]
+            + ["" if u.turn is None else u.turn, "" if u.agreement is None else str(u.agreement["agree"]).lower(),
+               u.language or "", u.text_en if u.text_en is not None else ""]
         )
     return buffer.getvalue()
 
@@ -59,15 +61,17 @@ def caption_timestamp(seconds: float, separator: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{separator}{millis:03d}"
 
 
-def render_captions(analysis: Analysis, out_dir: Path | None = None, vtt: bool = False) -> str:
+def render_captions(analysis: Analysis, out_dir: Path | None = None, vtt: bool = False,
+                    english: bool = False) -> str:
     """SRT, or WebVTT with vtt=True: each caption is the line plus its emotion and sentiment, with
-    the speaker as an "S1: " prefix (SRT) or a <v S1> voice tag (WebVTT)."""
+    the speaker as an "S1: " prefix (SRT) or a <v S1> voice tag (WebVTT). The line is as spoken;
+    english=True gives the English the text model read where the speech was another language."""
     separator = "." if vtt else ","
     blocks = ["WEBVTT\n"] if vtt else []
     for number, u in enumerate(analysis.utterances, start=1):
         known = u.speaker and u.speaker != "unknown"
         speaker = (f"<v {u.speaker}>" if vtt else f"{u.speaker}: ") if known else ""
-        text = u.text or "(no speech)"
+        text = (u.text_en if english and u.text_en is not None else u.text) or "(no speech)"
         blocks.append(
             f"{number}\n{caption_timestamp(u.start, separator)} --> {caption_timestamp(u.end, separator)}\n"
             f"{speaker}{text}\n{caption_label(u)}\n"
@@ -98,6 +102,9 @@ WRITERS: dict[str, tuple[str, Render]] = {
     "csv": (".utterances.csv", render_csv),
     "srt": (".srt", render_captions),
     "vtt": (".vtt", lambda a, out_dir=None: render_captions(a, out_dir, vtt=True)),
+    # the same captions in English: the translation where the speech was in another language
+    "srt-en": (".en.srt", lambda a, out_dir=None: render_captions(a, out_dir, english=True)),
+    "vtt-en": (".en.vtt", lambda a, out_dir=None: render_captions(a, out_dir, vtt=True, english=True)),
     "html": (".html", render_html),
 }
 

@@ -166,6 +166,8 @@ function render(analysis, videoSrc) {
     const row = el("div", { class: "utterance", "data-index": i, "data-start": u.start });
     const meta = el("div", { class: "meta" }, `${clock(u.start)}–${clock(u.end)} · ${u.modalities_used.join("+") || "none"}${u.speaker ? " · " + u.speaker : ""}`);
     const text = el("div", {}, u.text || "(no speech)");
+    // speech in another language: the English the text model read, under the words as spoken
+    if (u.text_en) text.append(el("div", { class: "note", lang: "en" }, `${u.language ? u.language + " → en: " : ""}${u.text_en}`));
     const chips = el("div");
     if (u.emotion) chips.append(el("span", { class: "chip", style: `background:${COLORS[u.emotion.label]}` }, `${u.emotion.label} ${u.emotion.score.toFixed(2)}`), " ");
     if (u.sentiment) chips.append(el("span", { class: "chip", style: `background:${COLORS[u.sentiment.label] || "#7f7f7f"}` }, `${u.sentiment.label} ${u.sentiment.score.toFixed(2)}`));
