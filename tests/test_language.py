@@ -168,3 +168,13 @@ def test_silence_gets_no_invented_language(media_dir: Path) -> None:
 
     tone = analyze(media_dir / "tone.wav", AnalyzeOptions(modalities=("text",)))
     assert tone.language["code"] is None and tone.language["reason"] == "no speech" and not tone.utterances
+
+
+def test_translated_segments_go_to_the_utterance_they_overlap() -> None:
+    from moodlens.utterances import Utterance, assign_translations
+
+    heard = [Utterance(0.0, 2.0, "Hallo zusammen."), Utterance(2.1, 4.0, "Wie geht's?"), Utterance(6.0, 6.5, "Ja.")]
+    english = [Utterance(0.1, 1.8, "Hello everyone."), Utterance(1.9, 4.2, "How are you?"),
+               Utterance(4.3, 5.0, "Well.")]
+    assert assign_translations(heard, english) == ["Hello everyone.", "How are you? Well.", ""]
+    assert assign_translations(heard, []) == ["", "", ""]

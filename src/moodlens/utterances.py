@@ -70,9 +70,10 @@ class TranscribeOptions:
     # "auto": told from the speech of each chunk (language.py); a code: every chunk is read in it
     language: str = AUTO
     multilingual_model: str = MULTILINGUAL_MODEL
-    # faster-whisper's fallback temperatures for the multilingual model: on speech it reads badly,
-    # each step is one more decoding of the window (bench/multilingual.py measures the cost)
-    multilingual_temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    # Fallback temperatures for the multilingual model: each is one more decoding of a window it
+    # reads badly. Half of faster-whisper's six: on 25 s of real German (EmoDB) the same text at
+    # the same speed, on espeak-ng Dutch that it cannot read, ASR's real-time factor 0.31, not 0.48.
+    multilingual_temperatures: tuple[float, ...] = (0.0, 0.4, 0.8)
 
 
 @lru_cache(maxsize=4)
@@ -252,10 +253,15 @@ class _LanguageReader:
             return
         model = self.multilingual()
         assert model is not None and guess.code is not None
-        for utterance in _transcribe_piece(model, samples, offset, self.options, guess.code):
-            english = translate(model, samples, utterance.start - offset, utterance.end - offset, guess.code,
-                                self.options)
-            yield replace(utterance, language=guess.code, language_probability=guess.probability, text_en=english)
+        heard = list(_transcribe_piece(model, samples, offset, self.options, guess.code))
+        if not heard:
+            return
+        # one translating pass over the chunk, not one per utterance: each pass encodes whole
+        # 30 s windows, and a chunk of short lines would pay for one window a line
+        english = _transcribe_piece(model, samples, offset, replace(self.options, split_sentences=False), guess.code,
+                                    task="translate")
+        for utterance, text in zip(heard, assign_translations(heard, list(english)), strict=True):
+            yield replace(utterance, language=guess.code, language_probability=guess.probability, text_en=text)
 
     def language(self, samples: np.ndarray) -> LanguageGuess:
         code = self.options.language
@@ -288,11 +294,13 @@ class _LanguageReader:
 
 
 def _transcribe_piece(
-    model: WhisperModel, samples: np.ndarray, offset: float, options: TranscribeOptions, language: str = ENGLISH
+    model: WhisperModel, samples: np.ndarray, offset: float, options: TranscribeOptions, language: str = ENGLISH,
+    task: str = "transcribe",
 ) -> Iterator[Utterance]:
     multilingual = model.model.is_multilingual
     segments, _ = model.transcribe(
         samples,
+        task=task,
         language=language if multilingual else "en",
         beam_size=options.beam_size,
         temperature=list(options.multilingual_temperatures) if multilingual else [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
@@ -314,20 +322,20 @@ def _transcribe_piece(
                 yield Utterance(start=offset + start, end=offset + end, text=text)
 
 
-# Around an utterance's words, so the translation hears their first and last sounds whole.
-TRANSLATE_PAD_SECONDS = 0.2
+def assign_translations(heard: list[Utterance], english: list[Utterance]) -> list[str]:
+    """The English of each of `heard`: every translated segment goes to the utterance it overlaps
+    most (the nearest where it overlaps none), in time order. Both passes read the same speech
+    through the same voice activity detection, so their segments mostly line up; an utterance
+    that no translated segment lands on gets "" (the text model then has nothing to read)."""
+    parts: list[list[str]] = [[] for _ in heard]
+    for segment in english:
+        def closeness(u: Utterance, s: Utterance = segment) -> tuple[float, float]:
+            overlap = min(u.end, s.end) - max(u.start, s.start)
+            return overlap, -abs((u.start + u.end) / 2 - (s.start + s.end) / 2)
 
-
-def translate(model: WhisperModel, samples: np.ndarray, start: float, end: float, language: str,
-              options: TranscribeOptions) -> str:
-    """Whisper's English for `samples[start:end]` (seconds) spoken in `language`."""
-    first = max(0, int((start - TRANSLATE_PAD_SECONDS) * SAMPLE_RATE))
-    last = min(samples.size, int((end + TRANSLATE_PAD_SECONDS) * SAMPLE_RATE))
-    segments, _ = model.transcribe(samples[first:last], language=language, task="translate",
-                                   beam_size=options.beam_size, vad_filter=False, without_timestamps=True,
-                                   condition_on_previous_text=False, log_prob_threshold=options.log_prob_threshold,
-                                   no_speech_threshold=None, temperature=list(options.multilingual_temperatures))
-    return " ".join(s.text.strip() for s in segments).strip()
+        best = max(range(len(heard)), key=lambda i: closeness(heard[i]))
+        parts[best].append(segment.text)
+    return [" ".join(p).strip() for p in parts]
 
 
 CUT_SEARCH_SECONDS = 5.0

@@ -47,7 +47,7 @@ def resolve_asr_model(name: str) -> str:
             return str(installed)
         if offline():
             raise ModelNotFoundError("multilingual Whisper base is not installed here and the hub is off "
-                                     "(run `python -m moodlens.models.install`)")
+                                     "(run `moodlens models install`)")
         return "base"
     if offline():
         raise ModelNotFoundError(
@@ -79,7 +79,7 @@ def resolve_text_encoder(name: str) -> str:
     if (installed / "config.json").exists():
         return str(installed)
     if offline():
-        hint = " (run `make` or `python -m moodlens.models.install`)" if short == "all-mpnet-base-v2" else ""
+        hint = " (run `make` or `moodlens models install`)" if short == "all-mpnet-base-v2" else ""
         raise ModelNotFoundError(f"text encoder {name!r} is not installed here and the hub is off{hint}")
     return name
 
