@@ -32,6 +32,9 @@ ENGLISH = "en"
 MULTILINGUAL_MODEL = "whisper-base"
 # Less voiced speech than this and Whisper's language guess is close to chance (a word or two).
 MIN_SPEECH_SECONDS = 1.0
+# Below this probability a language other than English is reported as unsure: speech in a
+# language Whisper does not know comes out as some language it does, with a low probability.
+UNSURE_BELOW = 0.5
 # Whisper reads at most 30 s at once; the language is told from the first 30 s of speech.
 WINDOW_SECONDS = 30.0
 

@@ -21,6 +21,7 @@ from moodlens.language import (
     AUTO,
     MODALITY_LANGUAGES,
     MULTILINGUAL_MODEL,
+    UNSURE_BELOW,
     LanguageGuess,
     file_language,
     transcript_language,
@@ -256,6 +257,9 @@ def _utterances(
         if note := cpu_fallback_note(options.asr_model, options.device, "ASR"):
             notes.append(note)
         guess = file_language((u.duration, u.language, u.language_probability) for u in found)
+        if guess.code not in (None, "en") and guess.probability is not None and guess.probability < UNSURE_BELOW:
+            notes.append(f"language: told as {guess.code} with probability {guess.probability:.2f} only (unclear "
+                         "speech, or a language Whisper does not know); set --language if it is wrong")
     report("utterances", 1.0)
     seconds: dict[str, float] = {}
     for u in found:

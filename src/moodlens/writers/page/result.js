@@ -183,7 +183,11 @@ function render(analysis, videoSrc) {
   sentimentCurve(document.getElementById("sentiment"), analysis, duration);
   summary(document.getElementById("summary"), analysis);
   const unused = Object.entries(analysis.modalities).filter(([, m]) => !m.available).map(([k, m]) => `${k} (${m.reason})`);
-  document.getElementById("notes").textContent = [...(unused.length ? ["Not used: " + unused.join("; ")] : []), ...(analysis.notes || [])].join(" · ");
+  const heard = analysis.language || {};
+  const language = heard.code && heard.code !== "en"
+    ? [`Language: ${heard.code}${heard.given ? " (given)" : heard.probability ? ` (p ${heard.probability.toFixed(2)})` : ""}; the English the text model read is under each line`]
+    : [];
+  document.getElementById("notes").textContent = [...language, ...(unused.length ? ["Not used: " + unused.join("; ")] : []), ...(analysis.notes || [])].join(" · ");
 
   video.addEventListener("timeupdate", () => {
     const t = video.currentTime;
