@@ -70,9 +70,9 @@ class TranscribeOptions:
     # "auto": told from the speech of each chunk (language.py); a code: every chunk is read in it
     language: str = AUTO
     multilingual_model: str = MULTILINGUAL_MODEL
-    # Fallback temperatures for the multilingual model: each is one more decoding of a window it
-    # reads badly. Half of faster-whisper's six: on 25 s of real German (EmoDB) the same text at
-    # the same speed, on espeak-ng Dutch that it cannot read, ASR's real-time factor 0.31, not 0.48.
+    # Fallback temperatures for the multilingual model, half of faster-whisper's six: each is one
+    # more decoding of a window it reads badly, as it does espeak-ng's Dutch (the real-time factors
+    # of bench/multilingual.py); real German (EmoDB) decodes at the first and reads the same.
     multilingual_temperatures: tuple[float, ...] = (0.0, 0.4, 0.8)
 
 
