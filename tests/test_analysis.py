@@ -82,3 +82,18 @@ def test_prediction_normalises() -> None:
     p = Prediction.from_probabilities(SENTIMENTS, [2.0, 1.0, 1.0])
     assert p.label == "negative" and p.score == pytest.approx(0.5)
     assert sum(p.probabilities.values()) == pytest.approx(1.0)
+
+
+def test_a_newer_major_schema_is_refused_and_the_version_is_the_package_s() -> None:
+    from importlib.metadata import version
+
+    import moodlens
+
+    data = sample_analysis().to_dict()
+    newer = {**data, "schema_version": "2.0"}
+    with pytest.raises(ValueError, match=r"schema 2\.0, newer than the 1\.4"):
+        Analysis.from_dict(newer)
+    with pytest.raises(ValueError, match="not an Analysis document"):
+        Analysis.from_dict({**data, "schema_version": "x"})
+    assert Analysis.from_dict({**data, "schema_version": "1.9"}).schema_version == "1.9"  # a newer minor only adds
+    assert moodlens.__version__ == version("moodlens")

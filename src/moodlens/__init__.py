@@ -10,7 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+
+def _installed_version() -> str:
+    # one source of truth: pyproject.toml's version, as the installed package's metadata says it
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("moodlens")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _installed_version()
 
 if TYPE_CHECKING:
     from moodlens.analysis import Analysis

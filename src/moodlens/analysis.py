@@ -138,6 +138,15 @@ class Analysis:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Analysis:
+        """An Analysis from its JSON form, this schema or an older one of the same major version; a
+        ValueError for a newer major version, whose meaning this release cannot know."""
+        version = str(data.get("schema_version", ""))
+        major = version.split(".")[0]
+        if not major.isdigit():
+            raise ValueError(f"not an Analysis document: schema_version {version!r}")
+        if int(major) > int(SCHEMA_VERSION.split(".")[0]):
+            raise ValueError(f"this Analysis has schema {version}, newer than the {SCHEMA_VERSION} that this "
+                             "moodlens reads: upgrade moodlens to load it")
         def prediction(raw: dict[str, Any] | None) -> Prediction | None:
             return Prediction(**raw) if raw else None
 
