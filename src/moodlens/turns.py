@@ -22,8 +22,8 @@ from moodlens.analysis import UtteranceResult
 if TYPE_CHECKING:  # options.py reads TURN_GAP_SECONDS, and utterances.py imports options' module tree
     from moodlens.utterances import Utterance
 
-# The longest silence inside one turn. Chosen on the spoken MELD dev dialogues (README,
-# "Turns"): shorter leaves fragments of one line apart, longer joins different people's lines.
+# The longest silence inside one turn. Chosen on the spoken MELD dev dialogues (docs/turns.md,
+# bench/spoken_dialogues.py): shorter leaves fragments of one line apart, longer joins different people's lines.
 TURN_GAP_SECONDS = 0.2
 # A turn never grows past this, however short its pauses: a monologue is still judged line by line.
 MAX_TURN_SECONDS = 20.0

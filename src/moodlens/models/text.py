@@ -61,7 +61,7 @@ class TextHeadWeights(Enum):
         return shipped(self.value)
 
 
-DEFAULT_TEXT_WEIGHTS = TextHeadWeights.MELD_MPNET_LORA_ASR_V2  # best on MELD dev, typed and ASR-shaped; README
+DEFAULT_TEXT_WEIGHTS = TextHeadWeights.MELD_MPNET_LORA_ASR_V2  # best on MELD dev, typed and ASR-shaped; docs/models.md
 
 
 class SentenceEncoder:
