@@ -3,6 +3,9 @@
     import moodlens
     analysis = moodlens.analyze("ad.mp4")
     print(analysis.summary.dominant_emotion)
+
+    analyzer = moodlens.Analyzer(language="en")    # models loaded once, for many files
+    frame = analyzer.analyze("call.mp4").to_pandas()
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ __version__ = _installed_version()
 if TYPE_CHECKING:
     from moodlens.analysis import Analysis
 
-__all__ = ["Analysis", "AnalyzeOptions", "__version__", "analyze"]
+__all__ = ["Analysis", "AnalyzeOptions", "Analyzer", "__version__", "analyze"]
 
 
 def analyze(path: str | Path, **options: Any) -> Analysis:
@@ -43,6 +46,10 @@ def __getattr__(name: str) -> Any:
         from moodlens.analysis import Analysis
 
         return Analysis
+    if name == "Analyzer":
+        from moodlens.analyzer import Analyzer
+
+        return Analyzer
     if name == "AnalyzeOptions":
         from moodlens.pipeline import AnalyzeOptions
 

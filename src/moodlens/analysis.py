@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from moodlens.errors import INCOMPLETE_MEDIA
+from moodlens.labels import EMOTIONS, SENTIMENTS
 
 SCHEMA_VERSION = "1.4"
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "analysis-v1.json"
@@ -106,6 +107,13 @@ class ModalityInfo:
     languages: str | None = None  # how it treats languages other than English (language.py)
 
 
+UTTERANCE_COLUMNS = (
+    "index", "start", "end", "speaker", "text", "emotion", "emotion_score", "sentiment", "sentiment_score",
+    "modalities_used", *(f"emotion_p_{e}" for e in EMOTIONS), *(f"sentiment_p_{s}" for s in SENTIMENTS),
+    "turn", "experts_agree", "language", "text_en",
+)
+
+
 @dataclass(frozen=True)
 class Analysis:
     media: dict[str, Any]
@@ -132,6 +140,36 @@ class Analysis:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def utterance_rows(self) -> list[dict[str, Any]]:
+        """One flat record per utterance, keyed by UTTERANCE_COLUMNS: what the CSV writer and
+        to_pandas() show. None where a value is absent (no prediction, no speaker, English)."""
+        rows = []
+        for u in self.utterances:
+            emotion = u.emotion.probabilities if u.emotion else {}
+            sentiment = u.sentiment.probabilities if u.sentiment else {}
+            rows.append({
+                "index": u.index, "start": u.start, "end": u.end, "speaker": u.speaker, "text": u.text,
+                "emotion": u.emotion.label if u.emotion else None,
+                "emotion_score": u.emotion.score if u.emotion else None,
+                "sentiment": u.sentiment.label if u.sentiment else None,
+                "sentiment_score": u.sentiment.score if u.sentiment else None,
+                "modalities_used": "+".join(u.modalities_used),
+                **{f"emotion_p_{e}": emotion.get(e) for e in EMOTIONS},
+                **{f"sentiment_p_{s}": sentiment.get(s) for s in SENTIMENTS},
+                "turn": u.turn, "experts_agree": None if u.agreement is None else bool(u.agreement["agree"]),
+                "language": u.language, "text_en": u.text_en,
+            })
+        return rows
+
+    def to_pandas(self) -> Any:
+        """The utterances as a pandas DataFrame, one row each, columns as in the CSV output
+        (pandas is the optional extra `moodlens[pandas]`)."""
+        try:
+            import pandas
+        except ImportError as err:
+            raise ImportError("Analysis.to_pandas() needs pandas: pip install 'moodlens[pandas]'") from err
+        return pandas.DataFrame(self.utterance_rows(), columns=list(UTTERANCE_COLUMNS))
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)

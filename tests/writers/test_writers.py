@@ -26,7 +26,10 @@ def test_csv_has_a_row_per_utterance_with_probabilities() -> None:
     assert len(rows) == 4
     assert rows[0]["emotion"] == "joy" and rows[0]["modalities_used"] == "text+face"
     assert [r["speaker"] for r in rows] == ["Rachel", "", "S1", "unknown"]
-    assert float(rows[0]["p_joy"]) == pytest.approx(0.7)
+    assert float(rows[0]["emotion_p_joy"]) == pytest.approx(0.7)
+    # emotion and sentiment both have a "neutral": each has a column of its own
+    assert float(rows[0]["emotion_p_neutral"]) + float(rows[0]["sentiment_p_neutral"]) > 0
+    assert len(set(next(csv.reader(io.StringIO(render_csv(sample_analysis())))))) == len(rows[0])
     assert rows[1]["emotion"] == ""  # no prediction stays empty, not invented
 
 

@@ -9,8 +9,7 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from moodlens.analysis import Analysis, UtteranceResult
-from moodlens.labels import EMOTIONS, SENTIMENTS
+from moodlens.analysis import UTTERANCE_COLUMNS, Analysis, UtteranceResult
 
 # (analysis, folder the file goes to) -> text; only the HTML page needs the folder, to point at the video
 Render = Callable[[Analysis, Path | None], str]
@@ -24,26 +23,20 @@ def render_json(analysis: Analysis, out_dir: Path | None = None) -> str:
 def render_csv(analysis: Analysis, out_dir: Path | None = None) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
-        ["index", "start", "end", "speaker", "text", "emotion", "emotion_score", "sentiment",
-         "sentiment_score", "modalities_used"]
-        + [f"p_{e}" for e in EMOTIONS] + [f"p_{s}" for s in SENTIMENTS]
-        + ["turn", "experts_agree", "language", "text_en"]
-    )
-    for u in analysis.utterances:
-        emotion = u.emotion.probabilities if u.emotion else {}
-        sentiment = u.sentiment.probabilities if u.sentiment else {}
-        writer.writerow(
-            [u.index, f"{u.start:.3f}", f"{u.end:.3f}", u.speaker or "", u.text,
-             u.emotion.label if u.emotion else "", f"{u.emotion.score:.4f}" if u.emotion else "",
-             u.sentiment.label if u.sentiment else "",
-             f"{u.sentiment.score:.4f}" if u.sentiment else "", "+".join(u.modalities_used)]
-            + [f"{emotion[e]:.4f}" if emotion else "" for e in EMOTIONS]
-            + [f"{sentiment[s]:.4f}" if sentiment else "" for s in SENTIMENTS]
-            + ["" if u.turn is None else u.turn, "" if u.agreement is None else str(u.agreement["agree"]).lower(),
-               u.language or "", u.text_en if u.text_en is not None else ""]
-        )
+    writer.writerow(UTTERANCE_COLUMNS)
+    for row in analysis.utterance_rows():
+        writer.writerow([_csv_cell(name, row[name]) for name in UTTERANCE_COLUMNS])
     return buffer.getvalue()
+
+
+def _csv_cell(column: str, value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:.3f}" if column in ("start", "end") else f"{value:.4f}"
+    return str(value)
 
 
 def caption_label(u: UtteranceResult) -> str:
