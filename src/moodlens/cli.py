@@ -535,11 +535,19 @@ def refit_text(
     text_weights: Annotated[Path | None, typer.Option(
         help="The LoRA text model whose heads are refitted; default: the shipped v1 "
              "(text_meld_mpnet_lora_v1.safetensors), whose refit is the shipped default.")] = None,
+    recognised: Annotated[Path | None, typer.Option(
+        help="MELD train lines as the shipped ASR recognised them (scripts/recognise_spoken_meld.py), "
+             "trained on as a third kind of text.")] = None,
+    recognised_dev: Annotated[Path | None, typer.Option(
+        help="The same for MELD dev: scored, and counted in choosing the best epoch.")] = None,
+    feature_cache: Annotated[Path | None, typer.Option(
+        help="A folder to keep the encoder's features in between runs.")] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     limit: RowLimit = None,
 ) -> None:
     """Retrain a LoRA text model's heads on MELD text as written and as speech recognition writes
-    it (no exclamation marks, no quotes), so lines read from audio are judged as well as typed ones."""
+    it (no exclamation marks, no quotes; with --recognised, real recognition errors too), so lines
+    read from audio are judged as well as typed ones."""
     import contextlib
 
     from moodlens.data.meld import MeldFormatError
@@ -552,14 +560,19 @@ def refit_text(
             local_out = stack.enter_context(staged_output(out))
             config = HeadRefitConfig(str(local_meld / "train_sent_emo.csv"), str(local_meld / "dev_sent_emo.csv"),
                                      str(local_out), weights=str(text_weights) if text_weights else None,
-                                     epochs=epochs, limit=limit)
+                                     epochs=epochs, limit=limit,
+                                     recognised_csv=str(recognised) if recognised else None,
+                                     recognised_dev_csv=str(recognised_dev) if recognised_dev else None,
+                                     feature_cache=str(feature_cache) if feature_cache else None)
             summary = refit_heads(config, lambda line: console.print(line, highlight=False))
     except (MeldFormatError, StorageError, ValueError, OSError) as err:
         raise _fail(str(err)) from None
     dev = summary["dev"]
     console.print(f"best epoch {summary['best_epoch']}: dev emotion weighted-F1 "
                   f"{dev['emotion_weighted_f1_written']:.4f} as written, "
-                  f"{dev['emotion_weighted_f1_asr_shaped']:.4f} ASR-shaped; wrote {out}", highlight=False)
+                  f"{dev['emotion_weighted_f1_asr_shaped']:.4f} ASR-shaped"
+                  + (f", {dev['emotion_weighted_f1_recognised']:.4f} recognised" if recognised_dev else "")
+                  + f"; wrote {out}", highlight=False)
 
 
 @app.command("train-voice")
@@ -828,12 +841,25 @@ def serve(
 SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
 
 
+# What a core install leaves out (pyproject.toml's extras), by the module a command first imports
+EXTRA_OF_MODULE = {"fastapi": "serve", "uvicorn": "serve", "sqlalchemy": "serve", "multipart": "serve",
+                   "peft": "train", "sklearn": "train", "yaml": "train", "ray": "scale", "boto3": "scale",
+                   "psycopg": "scale", "onnx": "export", "torchvision": "multimodal", "pandas": "pandas"}
+
+
 def run() -> None:
     try:
         app()
     except KeyboardInterrupt:
         errors.print("interrupted")
         sys.exit(130)
+    except ModuleNotFoundError as err:
+        extra = EXTRA_OF_MODULE.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        errors.print(f"error: this command needs the [{extra}] extra: pip install 'moodlens[{extra}]' "
+                     f"({err.name} is not installed)", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
