@@ -239,3 +239,19 @@ def test_a_command_whose_extra_is_missing_says_which_to_install() -> None:
     assert result.stderr.strip().splitlines() == [
         "error: this command needs the [serve] extra: pip install 'moodlens[serve]' (uvicorn is not installed)"]
     assert "Traceback" not in result.stderr
+
+
+def test_a_core_install_analyses_a_file(tmp_path: Path) -> None:
+    """Every extra's modules made unimportable, as in `pip install moodlens` alone: the demo is
+    still analysed, all three experts on."""
+    extras = ["fastapi", "uvicorn", "sqlalchemy", "multipart", "peft", "sklearn", "yaml", "ray", "boto3",
+              "psycopg", "onnx", "torchvision", "pandas"]
+    blocked = f"import sys; sys.modules.update(dict.fromkeys({extras!r})); "
+    result = subprocess.run(
+        [sys.executable, "-c", blocked + f"sys.argv = ['moodlens', 'analyze', {str(DEMO)!r}, '--out', "
+                                         f"{str(tmp_path)!r}, '--format', 'json']; "
+                                         "from moodlens.cli import run; run()"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    analysis = json.loads((tmp_path / "demo.analysis.json").read_text(encoding="utf-8"))
+    assert analysis["utterances"] and all(analysis["modalities"][m]["available"] for m in ("text", "face", "voice"))
