@@ -42,6 +42,7 @@ class SpokenLine:
     speaker: str
     emotion: str
     sentiment: str
+    utterance_id: int = -1  # the MELD row's; -1 in caches built before it was kept
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def speak_dialogue(rows: list, out: Path, rng: random.Random) -> SpokenDialogue:
                 position += int(gap * SAMPLE_RATE) / SAMPLE_RATE
             pieces.append(audio)
             lines.append(SpokenLine(position, position + audio.size / SAMPLE_RATE, row.text, row.speaker,
-                                    EMOTIONS[row.emotion], SENTIMENTS[row.sentiment]))
+                                    EMOTIONS[row.emotion], SENTIMENTS[row.sentiment], row.utterance_id))
             position += audio.size / SAMPLE_RATE
     pieces.append(np.zeros(int(LEAD_SECONDS * SAMPLE_RATE), np.float32))
     dialogue = rows[0].dialogue_id

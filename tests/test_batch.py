@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +19,7 @@ from moodlens.batch import ERROR_SUFFIX, BatchItem, analyse_item, gpu_share, pla
 from moodlens.errors import MoodlensError
 from moodlens.options import AnalyzeOptions
 from moodlens.storage import Destination, s3_client, split_s3
+from tests.conftest import free_port
 
 MOODLENS = Path(sys.executable).parent / "moodlens"
 
@@ -24,10 +30,14 @@ def test_plan_skips_inputs_whose_results_all_exist(tmp_path: Path) -> None:
     (tmp_path / "a.srt").write_text("")
     (tmp_path / "b.analysis.json").write_text("{}")  # b lacks its srt: redone
     todo, skipped = plan(["x/a.mp4", "x/b.mp4", "y/a.mp4"], dest, ["json", "srt"], overwrite=False)
-    assert [r.uri for r in skipped] == ["x/a.mp4"]
-    assert todo == [BatchItem("x/b.mp4", "b"), BatchItem("y/a.mp4", "a-2")]  # same stem, its own name
-    todo, skipped = plan(["x/a.mp4"], dest, ["json", "srt"], overwrite=True)
-    assert todo == [BatchItem("x/a.mp4", "a")] and skipped == []
+
+    def absolute(path: str) -> str:  # as the workers get it: their working directory is not ours
+        return str(Path(path).resolve())
+
+    assert [r.uri for r in skipped] == [absolute("x/a.mp4")]
+    assert todo == [BatchItem(absolute("x/b.mp4"), "b"), BatchItem(absolute("y/a.mp4"), "a-2")]  # its own name
+    todo, skipped = plan(["x/a.mp4", "s3://b/v/a.mp4"], dest, ["json", "srt"], overwrite=True)
+    assert todo == [BatchItem(absolute("x/a.mp4"), "a"), BatchItem("s3://b/v/a.mp4", "a-2")] and skipped == []
 
 
 def test_a_bad_input_becomes_its_error_record(tmp_path: Path) -> None:
@@ -133,3 +143,61 @@ def test_gpu_workers_share_the_gpus(gpus: float, workers: int, share: float) -> 
 def test_gpu_workers_on_a_cluster_without_gpus_stop_the_batch_with_a_reason() -> None:
     with pytest.raises(MoodlensError, match="the Ray cluster has no GPU"):
         gpu_share(0.0, 2)
+
+
+@pytest.fixture
+def two_node_ray() -> Iterator[tuple[str, dict[str, str]]]:
+    """A real Ray cluster of two nodes on this machine, one CPU each, started as docs/deployment.md
+    says: `ray start --head`, then `ray start --address` as a second node, with token auth."""
+    pytest.importorskip("ray", reason="Ray is not installed: `make test` installs the scale extra")
+    ray = Path(sys.executable).parent / "ray"
+    folder = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
+    token = folder / "token"
+    token.write_text(secrets.token_hex(32), encoding="utf-8")
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token), "RAY_USAGE_STATS_ENABLED": "0"}
+    address = f"127.0.0.1:{free_port()}"
+    common = ["--num-cpus", "1", "--disable-usage-stats"]
+    try:
+        head = ["--head", "--port", address.split(":")[1], "--include-dashboard=false", "--temp-dir", str(folder / "t")]
+        subprocess.run([str(ray), "start", *head, *common], env=env, check=True, capture_output=True, timeout=120)
+        subprocess.run([str(ray), "start", "--address", address, *common], env=env, check=True,
+                       capture_output=True, timeout=120)
+        yield address, env
+    finally:
+        subprocess.run([str(ray), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_batch_on_a_two_node_cluster_with_relative_paths(two_node_ray: tuple[str, dict[str, str]],
+                                                         tmp_path: Path, media_dir: Path) -> None:
+    """Two workers of one CPU each on two one-CPU nodes: one worker per node. Inputs and --out
+    are relative to the driver, whose working directory the workers do not share."""
+    address, env = two_node_ray
+    deadline = time.monotonic() + 60
+    while True:  # the head reports a node that joined a moment later
+        status = subprocess.run([str(Path(sys.executable).parent / "ray"), "status", "--address", address],
+                                env=env, capture_output=True, text=True, timeout=120).stdout
+        if status.count(" node_") == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert status.count(" node_") == 2 and "/2.0 CPU" in status
+    for name in ("one.mp4", "two.wav"):
+        shutil.copy(media_dir / ("h264_aac.mp4" if name == "one.mp4" else "tone.wav"), tmp_path / name)
+    result = subprocess.run([str(MOODLENS), "batch", "one.mp4", "two.wav", "--out", "results", "--address", address,
+                             "--concurrency", "2", "--format", "json", "--modalities", "text"],
+                            cwd=tmp_path, env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 input(s): 2 analysed" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["one.analysis.json", "two.analysis.json"]
+
+
+def test_a_cluster_that_wants_a_token_is_named_in_one_line(two_node_ray: tuple[str, dict[str, str]],
+                                                           media_dir: Path, tmp_path: Path) -> None:
+    address, env = two_node_ray
+    without = {k: v for k, v in env.items() if k not in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")}
+    result = subprocess.run([str(MOODLENS), "batch", str(media_dir / "tone.wav"), "--out", str(tmp_path / "r"),
+                             "--address", address],
+                            env={**without, "HOME": str(tmp_path), "COLUMNS": "200"}, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode != 0
+    assert "asks for its token" in result.stderr and "Traceback" not in result.stderr

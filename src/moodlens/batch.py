@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from moodlens.errors import MoodlensError
@@ -42,9 +42,17 @@ class BatchRecord:
     seconds: float = 0.0
 
 
+def absolute(uri: str) -> str:
+    """A local path as a worker must be given it: absolute, because a Ray worker's working
+    directory is not the driver's (on a cluster started with `ray start`, it is Ray's session
+    folder). On several machines the path must name shared storage; s3:// URIs go anywhere."""
+    return uri if is_s3(uri) else str(Path(uri).resolve())
+
+
 def plan(inputs: Sequence[str], dest: Destination, formats: Sequence[str],
          overwrite: bool) -> tuple[list[BatchItem], list[BatchRecord]]:
     """The inputs still to do, and those skipped because all their results exist."""
+    inputs = [absolute(u) for u in inputs]
     names = output_names(PurePosixPath(input_stem(u) + ".x") for u in inputs)
     todo: list[BatchItem] = []
     skipped: list[BatchRecord] = []

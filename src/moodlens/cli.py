@@ -208,7 +208,7 @@ def batch(
     """Analyse many videos on Ray: NAME.analysis.json (and the other formats) or NAME.error.json per input."""
     import time
 
-    from moodlens.batch import plan, run_batch, summary_line
+    from moodlens.batch import absolute, plan, run_batch, summary_line
     from moodlens.storage import Destination, StorageError, expand_inputs
 
     formats = _formats(format)
@@ -220,7 +220,7 @@ def batch(
     started = time.monotonic()
     try:
         found, problems = expand_inputs(inputs)
-        dest = Destination(out)
+        dest = Destination(absolute(out))
         todo, records = plan(found, dest, formats, overwrite)
     except StorageError as err:
         raise _fail(str(err)) from None
@@ -245,6 +245,9 @@ def batch(
     except ImportError as err:
         raise _fail(f"batch needs Ray ({err.name} is missing): pip install 'moodlens[scale]'") from None
     except ConnectionError as err:
+        if "AuthToken" in repr(err.__cause__):  # Ray 2.5x+: a cluster whose machine had a token uses it
+            raise _fail(f"the Ray cluster at {address} asks for its token: set RAY_AUTH_MODE=token and "
+                        "RAY_AUTH_TOKEN_PATH (or RAY_AUTH_TOKEN) as on the cluster") from None
         raise _fail(f"cannot reach the Ray cluster at {address}: {err}") from None
     except MoodlensError as err:  # what stops the whole batch (a bad input only fails itself)
         raise _fail(str(err)) from None

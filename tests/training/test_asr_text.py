@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -48,18 +49,56 @@ def test_refit_keeps_the_adapters_and_replaces_only_the_heads(tmp_path: Path, me
     assert emotion.shape == (1, 7) and abs(float(emotion.sum()) - 1.0) < 1e-5
 
 
+def test_refit_trains_and_scores_recognised_lines_too(tmp_path: Path, meld_dir: Path) -> None:
+    """Recognised lines (here MELD's own, lower-cased and unpunctuated, in the CSV layout that
+    scripts/recognise_spoken_meld.py writes) are a third kind of text, scored on dev; features
+    are kept in the cache folder and read back on a second run."""
+    def recognised(split: str) -> Path:
+        with (meld_dir / f"{split}_sent_emo.csv").open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))[:30]
+        out = tmp_path / f"{split}_recognised.csv"
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["Dialogue_ID", "Utterance_ID", "Speaker", "Emotion",
+                                                        "Sentiment", "Utterance", "Typed_Utterance"])
+            writer.writeheader()
+            for row in rows:
+                heard = "".join(ch for ch in row["Utterance"].lower() if ch.isalnum() or ch in " '")
+                writer.writerow({k: row[k] for k in writer.fieldnames[:5]} | {
+                    "Utterance": heard, "Typed_Utterance": row["Utterance"]})
+        return out
+
+    cache = tmp_path / "features"
+    command = ["refit-text", "--meld-dir", str(meld_dir), "--epochs", "1", "--limit", "30",
+               "--recognised", str(recognised("train")), "--recognised-dev", str(recognised("dev")),
+               "--feature-cache", str(cache)]
+    first = CliRunner().invoke(app, [*command, "--out", str(tmp_path / "a.safetensors")])
+    assert first.exit_code == 0, first.output
+    assert "recognised" in first.output
+    kept = sorted(cache.iterdir())
+    assert len(kept) == 6  # train and dev, each as written, ASR-shaped and recognised
+    second = CliRunner().invoke(app, [*command, "--out", str(tmp_path / "b.safetensors")])
+    assert second.exit_code == 0, second.output
+    assert sorted(cache.iterdir()) == kept
+    assert (load_file(str(tmp_path / "a.safetensors"))["emotion.weight"]
+            == load_file(str(tmp_path / "b.safetensors"))["emotion.weight"]).all()
+    with safe_open(str(tmp_path / "a.safetensors"), framework="pt") as handle:
+        record = json.loads(handle.metadata()["heads_refit"])
+    assert {"emotion_weighted_f1_recognised", "sentiment_weighted_f1_recognised"} <= set(record["dev"])
+
+
 def test_the_shipped_model_is_v1_with_refitted_heads() -> None:
     source = load_file(str(TextHeadWeights.MELD_MPNET_LORA_V1.path))
     shipped = load_file(str(DEFAULT_TEXT_WEIGHTS.path))
-    assert DEFAULT_TEXT_WEIGHTS is TextHeadWeights.MELD_MPNET_LORA_ASR_V2
+    assert DEFAULT_TEXT_WEIGHTS is TextHeadWeights.MELD_MPNET_LORA_ASR_V3
     assert all((source[k] == shipped[k]).all() for k in source if k.startswith("encoder."))
     assert not (source["emotion.weight"] == shipped["emotion.weight"]).all()
     with safe_open(str(DEFAULT_TEXT_WEIGHTS.path), framework="pt") as handle:
         record = json.loads(handle.metadata()["heads_refit"])
     assert record["config"]["epochs"] == 30 and record["source"] == TextHeadWeights.MELD_MPNET_LORA_V1.value
-    # measured when it was made: typed text as good as v1, ASR-shaped text better
+    # measured when it was made (MELD dev): recognised text better than v1's 0.500, typed within 0.01 of it
     dev = record["dev"]
-    assert dev["emotion_weighted_f1_written"] >= 0.61 and dev["emotion_weighted_f1_asr_shaped"] > 0.53
+    assert dev["emotion_weighted_f1_recognised"] > 0.51 and dev["emotion_weighted_f1_written"] >= 0.60
+    assert Path(record["config"]["recognised_csv"]).name == "train_recognised.csv"
 
 
 def test_refit_names_a_missing_folder(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
     (TextHeadWeights.MELD_MINILM_V1, "text-meld-frozen.yaml"),
     (TextHeadWeights.MELD_MINILM_LORA_V1, "text-meld-minilm.yaml"),
     (TextHeadWeights.MELD_MPNET_LORA_V1, "text-meld.yaml"),
-    (TextHeadWeights.MELD_MPNET_LORA_ASR_V2, "text-meld.yaml"),  # v1's adapters, heads refitted
+    (TextHeadWeights.MELD_MPNET_LORA_ASR_V3, "text-meld.yaml"),  # v1's adapters, heads refitted
 ])
 def test_each_shipped_model_was_trained_by_its_recipe(weights: TextHeadWeights, recipe: str) -> None:
     """The config recorded inside each shipped file is exactly what its recipe builds."""

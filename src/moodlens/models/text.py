@@ -53,15 +53,17 @@ class TextHeadWeights(Enum):
     MELD_MINILM_V1 = "text_meld_minilm_v1.safetensors"
     MELD_MINILM_LORA_V1 = "text_meld_minilm_lora_v1.safetensors"
     MELD_MPNET_LORA_V1 = "text_meld_mpnet_lora_v1.safetensors"
-    # v1's adapters, heads refitted on MELD as written and as ASR writes it (`moodlens refit-text`)
-    MELD_MPNET_LORA_ASR_V2 = "text_meld_mpnet_lora_asr_v2.safetensors"
+    # v1's adapters, heads refitted on MELD as written, ASR-shaped and as the shipped ASR recognised
+    # it when spoken by espeak-ng (`moodlens refit-text --recognised`)
+    MELD_MPNET_LORA_ASR_V3 = "text_meld_mpnet_lora_asr_v3.safetensors"
 
     @property
     def path(self) -> Path:
         return shipped(self.value)
 
 
-DEFAULT_TEXT_WEIGHTS = TextHeadWeights.MELD_MPNET_LORA_ASR_V2  # best on MELD dev, typed and ASR-shaped; docs/models.md
+# best on speech: MELD dev read back by ASR, and spoken dialogues (docs/models.md, docs/turns.md)
+DEFAULT_TEXT_WEIGHTS = TextHeadWeights.MELD_MPNET_LORA_ASR_V3
 
 
 class SentenceEncoder:

@@ -4,17 +4,24 @@ MELD's lines are subtitles: "What?!", "Do them!!", "That is not true!". Whisper 
 hears with its own punctuation, and almost never an exclamation mark: "What?", "Do them.",
 "That is not true.". The shipped model leaned on those marks: on the true lines of the spoken
 MELD dev dialogues its emotion weighted F1 is 0.589, and 0.482 when only the punctuation is
-written as Whisper writes it (bench/spoken_dialogues.py; README "Turns and ASR-shaped text").
+written as Whisper writes it (bench/spoken_dialogues.py; docs/turns.md).
 
-Read top to bottom: MELD rows -> (context, target) pairs, as written and ASR-shaped (asr_shaped)
--> the fine-tuned encoder's target-pooled features of both, computed once (the encoder and its
-LoRA adapters stay as trained) -> new emotion and sentiment heads, started from the shipped ones,
-trained on both kinds of text at once, class-weighted -> keep the epoch with the best dev score
-over both kinds -> save the file with the same adapters and the new heads.
+Punctuation is only part of it: speech recognition also mishears words, drops short lines and
+joins or splits others. scripts/recognise_spoken_meld.py speaks MELD's lines with espeak-ng and
+writes what the shipped ASR heard for each, in MELD's CSV layout; given those files, they are a
+third kind of text, with real recognition errors rather than a simulation of them.
+
+Read top to bottom: MELD rows -> (context, target) pairs, as written, ASR-shaped (asr_shaped)
+and, given, as recognised -> the fine-tuned encoder's target-pooled features of each, computed
+once (the encoder and its LoRA adapters stay as trained; kept in `feature_cache` between runs)
+-> new emotion and sentiment heads, started from the shipped ones, trained on every kind at
+once, class-weighted -> keep the epoch with the best mean dev score over the kinds -> save the
+file with the same adapters and the new heads.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +49,21 @@ class HeadRefitConfig(RunConfig):
     batch_size: int = 256  # features are cached: a batch is a matrix product, not an encoder pass
     weight_decay: float = 1e-4
     weights: str | None = None  # the LoRA text model whose heads are refitted; None: REFIT_SOURCE
+    # MELD CSVs whose lines are what the shipped ASR wrote for them, spoken by espeak-ng
+    # (scripts/recognise_spoken_meld.py): real word errors, merges and splits, as a third kind
+    recognised_csv: str | None = None
+    recognised_dev_csv: str | None = None
+    feature_cache: str | None = None  # a folder: features kept between runs, keyed by model and text
+
+
+@dataclass(frozen=True)
+class TextKind:
+    """One way a split's lines are written: its (context, target) pairs and their labels."""
+
+    name: str
+    pairs: list[tuple[str, str]]
+    emotion: np.ndarray
+    sentiment: np.ndarray
 
 
 def pooled_features(expert: LoraTextExpert, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
@@ -57,48 +79,73 @@ def pooled_features(expert: LoraTextExpert, pairs: Sequence[tuple[str, str]]) ->
                             expert.config.max_tokens)[0]
 
 
+def cached_features(expert: LoraTextExpert, weights: Path, pairs: Sequence[tuple[str, str]],
+                    cache: str | None) -> np.ndarray:
+    """pooled_features, kept in `cache` under a hash of the model file and the pairs."""
+    if cache is None:
+        return pooled_features(expert, pairs)
+    key = hashlib.sha256(weights.read_bytes())
+    key.update(json.dumps(list(pairs)).encode("utf-8"))
+    path = Path(cache) / f"pooled-{key.hexdigest()[:24]}.npy"
+    if path.is_file():
+        return np.load(path)
+    features = pooled_features(expert, pairs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, features)
+    return features
+
+
 def shaped_pairs(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(asr_shaped(c), asr_shaped(t)) for c, t in pairs]
 
 
+def text_kinds(csv_path: str, recognised_csv: str | None, turns: int, limit: int | None) -> list[TextKind]:
+    """A split as typed, as typed but punctuated as ASR writes, and (given) as ASR recognised it."""
+    rows = read_meld_csv(csv_path)[:limit]
+    pairs = pairs_for(rows, turns)
+    labels = np.array([r.emotion for r in rows]), np.array([r.sentiment for r in rows])
+    kinds = [TextKind("written", pairs, *labels), TextKind("asr_shaped", shaped_pairs(pairs), *labels)]
+    if recognised_csv:
+        heard = read_meld_csv(recognised_csv)[:limit]
+        kinds.append(TextKind("recognised", pairs_for(heard, turns), np.array([r.emotion for r in heard]),
+                              np.array([r.sentiment for r in heard])))
+    return kinds
+
+
 def refit_heads(config: HeadRefitConfig, progress: Callable[[str], None] = print) -> dict[str, object]:
     torch.manual_seed(config.seed)
-    expert = LoraTextExpert(config.weights or REFIT_SOURCE.path)
+    weights = Path(config.weights or REFIT_SOURCE.path)
+    expert = LoraTextExpert(weights)
     turns = expert.config.context_turns
-    rows = {split: read_meld_csv(path)[: config.limit] for split, path in
-            (("train", config.train_csv), ("dev", config.dev_csv))}
-    features: dict[str, np.ndarray] = {}
+    kinds = {"train": text_kinds(config.train_csv, config.recognised_csv, turns, config.limit),
+             "dev": text_kinds(config.dev_csv, config.recognised_dev_csv, turns, config.limit)}
+    features: dict[str, list[torch.Tensor]] = {}
     began = time.perf_counter()
-    for split, split_rows in rows.items():
-        pairs = pairs_for(split_rows, turns)
-        features[split] = np.concatenate([pooled_features(expert, pairs), pooled_features(expert, shaped_pairs(pairs))])
-        progress(f"{split}: features of {len(pairs)} lines, as written and ASR-shaped "
+    for split, split_kinds in kinds.items():
+        features[split] = [torch.from_numpy(cached_features(expert, weights, k.pairs, config.feature_cache)).float()
+                           for k in split_kinds]
+        progress(f"{split}: features of {' + '.join(f'{len(k.pairs)} {k.name}' for k in split_kinds)} lines "
                  f"({time.perf_counter() - began:.0f} s)")
-    labels = {split: (np.tile([r.emotion for r in split_rows], 2), np.tile([r.sentiment for r in split_rows], 2))
-              for split, split_rows in rows.items()}
 
-    heads = nn.ModuleDict({"emotion": nn.Linear(features["train"].shape[1], len(EMOTIONS)),
-                           "sentiment": nn.Linear(features["train"].shape[1], len(SENTIMENTS))})
+    heads = nn.ModuleDict({"emotion": nn.Linear(features["train"][0].shape[1], len(EMOTIONS)),
+                           "sentiment": nn.Linear(features["train"][0].shape[1], len(SENTIMENTS))})
     for name in heads:
         heads[name].load_state_dict(getattr(expert.model, name).float().state_dict())
-    x = torch.from_numpy(features["train"]).float()
-    y_emotion, y_sentiment = (torch.from_numpy(a) for a in labels["train"])
+    x = torch.cat(features["train"])
+    y_emotion = torch.from_numpy(np.concatenate([k.emotion for k in kinds["train"]]))
+    y_sentiment = torch.from_numpy(np.concatenate([k.sentiment for k in kinds["train"]]))
     emotion_loss = nn.CrossEntropyLoss(weight=class_weights(y_emotion.numpy(), len(EMOTIONS)))
     sentiment_loss = nn.CrossEntropyLoss(weight=class_weights(y_sentiment.numpy(), len(SENTIMENTS)))
     optimizer = torch.optim.AdamW(heads.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     def dev_scores() -> dict[str, float]:
-        with torch.no_grad():
-            dev = torch.from_numpy(features["dev"]).float()
-            emotion = heads["emotion"](dev).argmax(1).numpy()
-            sentiment = heads["sentiment"](dev).argmax(1).numpy()
-        half = len(rows["dev"])
         out = {}
-        for kind, part in (("written", slice(0, half)), ("asr_shaped", slice(half, None))):
-            out[f"emotion_weighted_f1_{kind}"] = task_metrics(labels["dev"][0][part], emotion[part],
-                                                               EMOTIONS).weighted_f1
-            out[f"sentiment_weighted_f1_{kind}"] = task_metrics(labels["dev"][1][part], sentiment[part],
-                                                                 SENTIMENTS).weighted_f1
+        with torch.no_grad():
+            for kind, dev in zip(kinds["dev"], features["dev"], strict=True):
+                out[f"emotion_weighted_f1_{kind.name}"] = task_metrics(
+                    kind.emotion, heads["emotion"](dev).argmax(1).numpy(), EMOTIONS).weighted_f1
+                out[f"sentiment_weighted_f1_{kind.name}"] = task_metrics(
+                    kind.sentiment, heads["sentiment"](dev).argmax(1).numpy(), SENTIMENTS).weighted_f1
         return out
 
     best = {"epoch": 0, "metrics": dev_scores(), "state": {k: v.clone() for k, v in heads.state_dict().items()}}
