@@ -42,10 +42,10 @@ def main() -> None:
     from moodlens.data.meld import dialogue_texts, read_meld_csv
     from moodlens.export import export_text, quantize_blockwise, weight_matmuls
     from moodlens.features import text_with_context
-    from moodlens.models.text import LoraTextExpert, OnnxTextExpert, classify_pairs, fast_bf16
+    from moodlens.models.text import LoraTextModel, OnnxTextModel, classify_pairs, fast_bf16
 
     rows = read_meld_csv(args.meld_csv)
-    torch_model = LoraTextExpert(None, "cpu", native=False)  # float32 weights; bf16 by autocast only
+    torch_model = LoraTextModel(None, "cpu", native=False)  # float32 weights; bf16 by autocast only
     pairs = [text_with_context(h, torch_model.config.context_turns) for h in dialogue_texts(rows)]
     targets, contexts = [p[0] for p in pairs], [p[1] for p in pairs]
     truth_e, truth_s = np.array([r.emotion for r in rows]), np.array([r.sentiment for r in rows])
@@ -67,14 +67,14 @@ def main() -> None:
         for quantize in (None, "int8"):
             folder = Path(tmp) / (quantize or "float32")
             report = export_text(folder, quantize=quantize)
-            expert = OnnxTextExpert(folder)
+            expert = OnnxTextModel(folder)
             label = f"ONNX {quantize or 'float32'} ({report.size_bytes / 1e6:.0f} MB)"
             results[label] = timed(lambda expert=expert: expert.predict(targets, contexts))
         plain = Path(tmp) / "float32" / "model.onnx"
         for block_size in args.block_sizes:
             folder = variant(Path(tmp), f"blocks-{block_size}",
                              lambda out, b=block_size: quantize_blockwise(plain, out, b))
-            expert = OnnxTextExpert(folder)
+            expert = OnnxTextModel(folder)
             label = f"ONNX int8, blocks of {block_size}"
             results[label] = timed(lambda expert=expert: expert.predict(targets, contexts))
         # the previous release's recipe: one activation scale per tensor, feed-forward outputs in float
@@ -83,7 +83,7 @@ def main() -> None:
         folder = variant(Path(tmp), "dynamic", lambda out: quantize_dynamic(
             str(plain), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"], per_channel=True,
             nodes_to_exclude=[n for n in weight_matmuls(plain) if "/output/dense/MatMul" in n]))
-        expert = OnnxTextExpert(folder)
+        expert = OnnxTextModel(folder)
         results["ONNX int8 dynamic (before)"] = timed(lambda expert=expert: expert.predict(targets, contexts))
 
     print(f"{args.meld_csv.name}: {len(rows)} rows; agreement and differences are against torch float32")

@@ -4,7 +4,7 @@
 
 Where the CPU has native bf16 (models/text.py's fast_bf16), `analyze` runs MPNet in bf16. Under
 the CLI's mmap threshold (process.limit_heap_growth), autocast re-casting 85M linear weights on
-every call dominates a short line; LoraTextExpert stores them in bf16 once. Prints the best of R
+every call dominates a short line; LoraTextModel stores them in bf16 once. Prints the best of R
 calls for each, and the largest difference in their probabilities.
 """
 
@@ -24,14 +24,14 @@ def main() -> None:
     os.environ["MOODLENS_BF16"] = "1"  # emulated, and slow, on a CPU without bf16: the ratio is what counts
     import numpy as np
 
-    from moodlens.models.text import LoraTextExpert, classify_pairs, fast_bf16
+    from moodlens.models.text import LoraTextModel, classify_pairs, fast_bf16
     from moodlens.process import limit_heap_growth
 
     limit_heap_growth()  # as the CLI does
-    stored = LoraTextExpert()  # bf16 weights
+    stored = LoraTextModel()  # bf16 weights
     os.environ["MOODLENS_BF16"] = "0"
     fast_bf16.cache_clear()
-    plain = LoraTextExpert()  # float32 weights; bf16 only through autocast below
+    plain = LoraTextModel()  # float32 weights; bf16 only through autocast below
 
     def autocast() -> tuple[np.ndarray, np.ndarray]:
         return classify_pairs(plain.model, plain.tokenizer, [""], [LINE], plain.config.max_tokens, bf16=True)

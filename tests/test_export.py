@@ -11,7 +11,7 @@ import pytest
 from moodlens.cli import app
 from moodlens.export import export_face, export_text
 from moodlens.models.face import FaceExpert, OnnxFaceExpert, load_face_expert
-from moodlens.models.text import MANIFEST, LoraTextExpert, OnnxTextExpert, classify_pairs
+from moodlens.models.text import MANIFEST, LoraTextModel, OnnxTextModel, classify_pairs
 from moodlens.options import AnalyzeOptions
 from moodlens.pipeline import analyze
 from tests.conftest import DEMO, MELD_CLIPS, MELD_DIR, need_shared
@@ -33,7 +33,7 @@ def dev_lines() -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
     from moodlens.features import text_with_context
 
     rows = read_meld_csv(need_shared(MELD_DIR / "dev_sent_emo.csv"))[:200]
-    model = LoraTextExpert(None, "cpu", native=False)  # float32 weights, as exported
+    model = LoraTextModel(None, "cpu", native=False)  # float32 weights, as exported
     pairs = [text_with_context(h, model.config.context_turns) for h in dialogue_texts(rows)]
     targets, contexts = [p[0] for p in pairs], [p[1] for p in pairs]
     emotion, sentiment = classify_pairs(model.model, model.tokenizer, contexts, targets, model.config.max_tokens)
@@ -42,7 +42,7 @@ def dev_lines() -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
 
 def test_float32_export_matches_torch(exports: dict[str, Path], dev_lines: tuple) -> None:
     targets, contexts, emotion, sentiment = dev_lines
-    e, s = OnnxTextExpert(exports["float32"]).predict(targets, contexts)
+    e, s = OnnxTextModel(exports["float32"]).predict(targets, contexts)
     assert (e.argmax(1) == emotion.argmax(1)).mean() >= 0.98 and (s.argmax(1) == sentiment.argmax(1)).mean() >= 0.98
     assert np.abs(e - emotion).max() < 1e-3 and np.abs(s - sentiment).max() < 1e-3
 
@@ -52,7 +52,7 @@ def test_int8_export_stays_close(exports: dict[str, Path], dev_lines: tuple) -> 
     rows in bench/export_text.py: 99 %); stated tolerance for probabilities: mean |dp| < 0.005,
     none over 0.15 (measured on all dev rows: 0.002 and 0.10)."""
     targets, contexts, emotion, sentiment = dev_lines
-    e, s = OnnxTextExpert(exports["int8"]).predict(targets, contexts)
+    e, s = OnnxTextModel(exports["int8"]).predict(targets, contexts)
     assert (e.argmax(1) == emotion.argmax(1)).mean() >= 0.98 and (s.argmax(1) == sentiment.argmax(1)).mean() >= 0.98
     assert np.abs(e - emotion).mean() < 0.005 and np.abs(s - sentiment).mean() < 0.005
     assert np.abs(e - emotion).max() < 0.15 and np.abs(s - sentiment).max() < 0.15

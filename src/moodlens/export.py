@@ -25,7 +25,7 @@ import torch
 from moodlens.features import FACE_SIZE
 from moodlens.labels import FER_LABELS
 from moodlens.models import face
-from moodlens.models.text import MANIFEST, ONNX_INPUTS, ONNX_KIND, LoraTextExpert, encode_pairs, load_text_expert
+from moodlens.models.text import MANIFEST, ONNX_INPUTS, ONNX_KIND, LoraTextModel, encode_pairs, load_text_expert
 
 QUANTIZE = ("int8",)
 BLOCK_SIZE = 128  # inputs per weight and activation scale; 64 agrees a little more, 256 is faster
@@ -45,7 +45,7 @@ class ExportReport:
 class _Probabilities(torch.nn.Module):
     """The classifier with its inputs as separate tensors and softmax outputs, as ONNX wants."""
 
-    def __init__(self, expert: LoraTextExpert) -> None:
+    def __init__(self, expert: LoraTextModel) -> None:
         super().__init__()
         self.model = expert.model
 
@@ -61,10 +61,10 @@ def export_text(out: str | Path, weights: str | None = None, quantize: str | Non
     if quantize not in (None, *QUANTIZE):
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZE)}, got {quantize!r}")
     started = time.perf_counter()
-    if not isinstance(load_text_expert(weights, "cpu"), LoraTextExpert):
+    if not isinstance(load_text_expert(weights, "cpu"), LoraTextModel):
         raise ValueError("only LoRA text models (finetune-text, and the shipped one) can be exported")
     # transformers' graph, on which the int8 layer choice (FLOAT_NODES) was measured
-    expert = LoraTextExpert(weights, "cpu", native=False)
+    expert = LoraTextModel(weights, "cpu", native=False)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     example = encode_pairs(expert.tokenizer, ["Where were you?"], ["I was at the hotel."], expert.config.max_tokens)

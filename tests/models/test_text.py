@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from moodlens.labels import EMOTIONS, SENTIMENTS
-from moodlens.models.text import LoraTextExpert, TextExpert, TextHeadWeights, load_text_expert
+from moodlens.models.text import FrozenTextModel, LoraTextModel, TextHeadWeights, load_text_expert
 
 SHIPPED = list(TextHeadWeights)
 
 
 def test_default_is_the_fine_tuned_model() -> None:
-    assert isinstance(load_text_expert(), LoraTextExpert)
-    assert isinstance(load_text_expert(str(TextHeadWeights.MELD_MINILM_V1.path)), TextExpert)
+    assert isinstance(load_text_expert(), LoraTextModel)
+    assert isinstance(load_text_expert(str(TextHeadWeights.MELD_MINILM_V1.path)), FrozenTextModel)
 
 
 @pytest.mark.parametrize("weights", SHIPPED, ids=lambda w: w.name)
@@ -65,11 +65,11 @@ def test_order_of_inputs_does_not_change_results() -> None:
 
 def test_missing_weights_file() -> None:
     with pytest.raises(FileNotFoundError):
-        TextExpert("/nonexistent/heads.safetensors")
+        FrozenTextModel("/nonexistent/heads.safetensors")
 
 
 def test_merge_without_peft_equals_peft_merge(monkeypatch: pytest.MonkeyPatch) -> None:
-    """LoraTextExpert merges the adapters itself (importing peft costs 2.3 s at start-up); the
+    """LoraTextModel merges the adapters itself (importing peft costs 2.3 s at start-up); the
     weights must be the ones peft's own merge_and_unload gives."""
     from safetensors.torch import load_file
 
@@ -79,10 +79,10 @@ def test_merge_without_peft_equals_peft_merge(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("MOODLENS_BF16", "0")  # float32 weights, to compare exactly
     fast_bf16.cache_clear()
     try:
-        ours = LoraTextExpert(shipped).model.state_dict()
+        ours = LoraTextModel(shipped).model.state_dict()
     finally:
         fast_bf16.cache_clear()
-    reference, _ = build_lora_classifier(LoraTextExpert(shipped).config)
+    reference, _ = build_lora_classifier(LoraTextModel(shipped).config)
     reference.load_state_dict(load_file(str(shipped)), strict=False)
     reference.encoder = reference.encoder.merge_and_unload()
     theirs = reference.state_dict()
@@ -90,7 +90,7 @@ def test_merge_without_peft_equals_peft_merge(monkeypatch: pytest.MonkeyPatch) -
     assert max(float((ours[k] - theirs[k]).abs().max()) for k in ours) < 1e-5
     from moodlens.models.text import pretrained_encoder
 
-    raw = pretrained_encoder(LoraTextExpert(shipped).config)[0].state_dict()
+    raw = pretrained_encoder(LoraTextModel(shipped).config)[0].state_dict()
     key = "encoder.layer.0.attention.attn.q.weight"
     assert float((ours[f"encoder.{key}"] - raw[key]).abs().max()) > 1e-3  # the adapters did change it
 
@@ -106,7 +106,7 @@ def test_a_file_without_adapters_is_refused(tmp_path: Path) -> None:
     broken = tmp_path / "heads.safetensors"
     save_file(heads_only, str(broken), metadata)
     with pytest.raises(ValueError, match="not a LoRA text model"):
-        LoraTextExpert(broken)
+        LoraTextModel(broken)
 
 
 def test_bf16_weights_give_what_autocast_gives(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,11 +121,11 @@ def test_bf16_weights_give_what_autocast_gives(monkeypatch: pytest.MonkeyPatch) 
     try:
         monkeypatch.setenv("MOODLENS_BF16", "0")
         fast_bf16.cache_clear()
-        plain = LoraTextExpert()
+        plain = LoraTextModel()
         assert not plain.bf16 and plain.model.emotion.weight.dtype == torch.float32
         monkeypatch.setenv("MOODLENS_BF16", "1")
         fast_bf16.cache_clear()
-        stored = LoraTextExpert()
+        stored = LoraTextModel()
         assert stored.bf16 and stored.model.emotion.weight.dtype == torch.bfloat16
         autocast = classify_pairs(plain.model, plain.tokenizer, contexts, lines, plain.config.max_tokens, bf16=True)
         for ours, theirs in zip(stored.predict(lines, contexts), autocast, strict=True):

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from moodlens.cli import app
 from moodlens.features import asr_shaped
-from moodlens.models.text import DEFAULT_TEXT_WEIGHTS, LoraTextExpert, TextHeadWeights
+from moodlens.models.text import DEFAULT_TEXT_WEIGHTS, LoraTextModel, TextHeadWeights
 
 
 @pytest.mark.parametrize(("written", "heard"), [
@@ -45,7 +45,7 @@ def test_refit_keeps_the_adapters_and_replaces_only_the_heads(tmp_path: Path, me
     assert record["config"]["limit"] == 40 and set(record["dev"]) == {
         "emotion_weighted_f1_written", "sentiment_weighted_f1_written",
         "emotion_weighted_f1_asr_shaped", "sentiment_weighted_f1_asr_shaped"}
-    emotion, _ = LoraTextExpert(out).predict(["Oh my God!"], [""])
+    emotion, _ = LoraTextModel(out).predict(["Oh my God!"], [""])
     assert emotion.shape == (1, 7) and abs(float(emotion.sum()) - 1.0) < 1e-5
 
 

@@ -1,9 +1,9 @@
 """Text experts, each giving emotion and sentiment probabilities for an utterance in context.
 
-- LoraTextExpert (the default): MPNet fine-tuned on MELD through LoRA adapters, reading the
+- LoraTextModel (the default): MPNet fine-tuned on MELD through LoRA adapters, reading the
   previous turns as segment A and the utterance as segment B, pooled over the utterance.
-- TextExpert: a frozen MiniLM and small MLP heads (the first model; `moodlens train-text`).
-- OnnxTextExpert: a LoRA model exported to ONNX, float32 or int8 (`moodlens export text`).
+- FrozenTextModel: a frozen MiniLM and small MLP heads (the first model; `moodlens train-text`).
+- OnnxTextModel: a LoRA model exported to ONNX, float32 or int8 (`moodlens export text`).
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ class TextEmotionHead(nn.Module):
         return head.eval(), extra
 
 
-class TextExpert:
+class FrozenTextModel:
     """Emotion and sentiment probabilities for utterances, given the turns before each."""
 
     name = "text"
@@ -335,7 +335,7 @@ def classify_pairs(model: ContextualTextClassifier, tokenizer: object, contexts:
     return score_in_batches(score, tokenizer, contexts, targets, max_tokens, batch_size)
 
 
-class LoraTextExpert:
+class LoraTextModel:
     """A packaged encoder + MELD-trained LoRA adapters (merged into the weights at load) + joint heads."""
 
     name = "text"
@@ -377,7 +377,7 @@ class LoraTextExpert:
                               device=self.device, bf16=self.bf16)
 
 
-class OnnxTextExpert:
+class OnnxTextModel:
     """A LoRA text model exported by `moodlens export text` (ONNX, float or int8), run by onnxruntime."""
 
     name = "text"
@@ -409,7 +409,7 @@ class OnnxTextExpert:
 ONNX_KIND = "moodlens-onnx-text"
 MANIFEST = EXPORT_MANIFEST  # not config.json, which transformers would read as a model config
 ONNX_INPUTS = ("input_ids", "attention_mask", "target_mask")
-TextModel = TextExpert | LoraTextExpert | OnnxTextExpert
+TextModel = FrozenTextModel | LoraTextModel | OnnxTextModel
 
 
 @lru_cache(maxsize=2)
@@ -419,7 +419,7 @@ def load_text_expert(weights: str | None = None, device: str = "cpu") -> TextMod
     torch.set_num_threads(int(os.environ.get("MOODLENS_THREADS", "0")) or (os.cpu_count() or 1))
     path = Path(weights) if weights else DEFAULT_TEXT_WEIGHTS.path
     if path.is_dir():
-        return OnnxTextExpert(path, device)
+        return OnnxTextModel(path, device)
     with safe_open(str(path), framework="pt") as handle:
         kind = (handle.metadata() or {}).get("kind")
-    return LoraTextExpert(path, device) if kind == '"lora-classifier"' else TextExpert(path, device)
+    return LoraTextModel(path, device) if kind == '"lora-classifier"' else FrozenTextModel(path, device)

@@ -35,7 +35,7 @@ from torch import nn
 from moodlens.data.meld import read_meld_csv
 from moodlens.features import asr_shaped
 from moodlens.labels import EMOTIONS, SENTIMENTS
-from moodlens.models.text import LoraTextExpert, TextHeadWeights, score_in_batches
+from moodlens.models.text import LoraTextModel, TextHeadWeights, score_in_batches
 from moodlens.training.common import RunConfig, class_weights
 from moodlens.training.finetune import pairs_for
 from moodlens.training.metrics import task_metrics
@@ -66,7 +66,7 @@ class TextKind:
     sentiment: np.ndarray
 
 
-def pooled_features(expert: LoraTextExpert, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+def pooled_features(expert: LoraTextModel, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
     """(N, hidden) target-pooled features of (context, target) pairs, as the heads read them."""
     model = expert.model.eval()
 
@@ -79,7 +79,7 @@ def pooled_features(expert: LoraTextExpert, pairs: Sequence[tuple[str, str]]) ->
                             expert.config.max_tokens)[0]
 
 
-def cached_features(expert: LoraTextExpert, weights: Path, pairs: Sequence[tuple[str, str]],
+def cached_features(expert: LoraTextModel, weights: Path, pairs: Sequence[tuple[str, str]],
                     cache: str | None) -> np.ndarray:
     """pooled_features, kept in `cache` under a hash of the model file and the pairs."""
     if cache is None:
@@ -115,7 +115,7 @@ def text_kinds(csv_path: str, recognised_csv: str | None, turns: int, limit: int
 def refit_heads(config: HeadRefitConfig, progress: Callable[[str], None] = print) -> dict[str, object]:
     torch.manual_seed(config.seed)
     weights = Path(config.weights or REFIT_SOURCE.path)
-    expert = LoraTextExpert(weights)
+    expert = LoraTextModel(weights)
     turns = expert.config.context_turns
     kinds = {"train": text_kinds(config.train_csv, config.recognised_csv, turns, config.limit),
              "dev": text_kinds(config.dev_csv, config.recognised_dev_csv, turns, config.limit)}
@@ -169,7 +169,7 @@ def refit_heads(config: HeadRefitConfig, progress: Callable[[str], None] = print
     return {"best_epoch": best["epoch"], "dev": best["metrics"]}
 
 
-def save_refitted(config: HeadRefitConfig, expert: LoraTextExpert, best: dict[str, object]) -> None:
+def save_refitted(config: HeadRefitConfig, expert: LoraTextModel, best: dict[str, object]) -> None:
     """The source file's adapters and metadata as they were, its heads replaced, the refit recorded."""
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
