@@ -66,7 +66,7 @@ def main() -> None:
     from threadpoolctl import threadpool_limits
 
     from moodlens.media import probe, read_audio
-    from moodlens.models.text import fast_bf16
+    from moodlens.runtime import fast_bf16
     from moodlens.utterances import TranscribeOptions, load_asr_model
 
     os.environ["MOODLENS_BF16"] = "1" if args.encoder == "torch bf16" else "0"

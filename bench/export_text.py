@@ -42,7 +42,8 @@ def main() -> None:
     from moodlens.data.meld import dialogue_texts, read_meld_csv
     from moodlens.export import export_text, quantize_blockwise, weight_matmuls
     from moodlens.features import text_with_context
-    from moodlens.models.text import LoraTextModel, OnnxTextModel, classify_pairs, fast_bf16
+    from moodlens.models.text import LoraTextModel, OnnxTextModel, classify_pairs
+    from moodlens.runtime import fast_bf16
 
     rows = read_meld_csv(args.meld_csv)
     torch_model = LoraTextModel(None, "cpu", native=False)  # float32 weights; bf16 by autocast only

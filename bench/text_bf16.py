@@ -24,8 +24,9 @@ def main() -> None:
     os.environ["MOODLENS_BF16"] = "1"  # emulated, and slow, on a CPU without bf16: the ratio is what counts
     import numpy as np
 
-    from moodlens.models.text import LoraTextModel, classify_pairs, fast_bf16
+    from moodlens.models.text import LoraTextModel, classify_pairs
     from moodlens.process import limit_heap_growth
+    from moodlens.runtime import fast_bf16
 
     limit_heap_growth()  # as the CLI does
     stored = LoraTextModel()  # bf16 weights

@@ -204,7 +204,7 @@ def test_asr_encodes_a_short_clip_with_ten_seconds_of_padding(monkeypatch: pytes
     """What the encoder really receives in analyze's Whisper, that the decoder still stops, and
     that a window whose decoding falls back to sampling is read again whole."""
     from moodlens.media import read_audio
-    from moodlens.models.text import fast_bf16
+    from moodlens.runtime import fast_bf16
     from moodlens.utterances import _transcribe_piece, _whisper
 
     sample = need_shared(SHARED / "data" / "meld" / "samples" / "dia0_utt0.wav")

@@ -19,6 +19,7 @@ from typing import Literal
 
 from moodlens.errors import MoodlensError
 from moodlens.options import AnalyzeOptions
+from moodlens.runtime import threads_per_worker
 from moodlens.storage import Destination, input_stem, is_s3, local_copy
 from moodlens.writers import WRITERS, output_names, write
 
@@ -125,7 +126,7 @@ def run_batch(items: Sequence[BatchItem], dest: Destination, formats: Sequence[s
     import ray
 
     cores = os.cpu_count() or 1
-    threads = max(1, cores // concurrency)
+    threads = threads_per_worker(concurrency)
     ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
              ignore_reinit_error=True, num_cpus=None if address else max(cores, concurrency),
              runtime_env={"env_vars": {"MOODLENS_THREADS": str(threads), "HF_HUB_OFFLINE":

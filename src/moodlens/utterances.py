@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -81,10 +80,10 @@ def _whisper(model: str, device: str, compute_type: str, padding_seconds: float)
     from faster_whisper import WhisperModel
     from faster_whisper.utils import download_model
 
-    from moodlens.models.text import fast_bf16
     from moodlens.models.whisper_encoder import torch_encoder, use_torch_encoder
+    from moodlens.runtime import fast_bf16, threads
 
-    threads = int(os.environ.get("MOODLENS_THREADS", "0")) or (os.cpu_count() or 1)
+    cores = threads()
     folder = resolve_asr_model(model)
     encoder = None
     if device == "cpu" and fast_bf16():
@@ -96,11 +95,11 @@ def _whisper(model: str, device: str, compute_type: str, padding_seconds: float)
     # the encoder in torch, what CTranslate2 has left (decoding a few tokens, word alignment,
     # the voice expert's short clips) needs no team.
     whisper = WhisperModel(folder, device=device, compute_type=compute_type,
-                           cpu_threads=1 if encoder is not None else threads)
+                           cpu_threads=1 if encoder is not None else cores)
     if encoder is not None:
         import torch
 
-        torch.set_num_threads(threads)  # CTranslate2 set this thread's OpenMP count to its own
+        torch.set_num_threads(cores)  # CTranslate2 set this thread's OpenMP count to its own
         use_torch_encoder(whisper, encoder)
     if not whisper.model.is_multilingual:
         # measured on English-only tiny.en; a multilingual model also detects the language from

@@ -73,7 +73,8 @@ def test_merge_without_peft_equals_peft_merge(monkeypatch: pytest.MonkeyPatch) -
     weights must be the ones peft's own merge_and_unload gives."""
     from safetensors.torch import load_file
 
-    from moodlens.models.text import build_lora_classifier, fast_bf16
+    from moodlens.models.text import build_lora_classifier
+    from moodlens.runtime import fast_bf16
 
     shipped = TextHeadWeights.MELD_MPNET_LORA_V1.path
     monkeypatch.setenv("MOODLENS_BF16", "0")  # float32 weights, to compare exactly
@@ -114,7 +115,8 @@ def test_bf16_weights_give_what_autocast_gives(monkeypatch: pytest.MonkeyPatch) 
     autocast on every call: the probabilities must be the same."""
     import torch
 
-    from moodlens.models.text import classify_pairs, fast_bf16
+    from moodlens.models.text import classify_pairs
+    from moodlens.runtime import fast_bf16
 
     lines = ["Oh my God, he's lost it. He's totally lost it.", "What?", "I'm so happy for you!"]
     contexts = ["", "Joey, where were you?", "We're getting married!"]

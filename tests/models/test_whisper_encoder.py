@@ -76,7 +76,7 @@ def test_faster_whisper_decodes_from_the_torch_encoder(demo_mel: np.ndarray) -> 
 
 @pytest.mark.parametrize("bf16", ["0", "1"])
 def test_asr_encodes_in_torch_only_where_the_cpu_has_bf16(monkeypatch: pytest.MonkeyPatch, bf16: str) -> None:
-    from moodlens.models.text import fast_bf16
+    from moodlens.runtime import fast_bf16
 
     monkeypatch.setenv("MOODLENS_BF16", bf16)
     monkeypatch.setenv("MOODLENS_THREADS", "2")

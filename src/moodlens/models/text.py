@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import warnings
 from collections.abc import Callable, Sequence
@@ -27,6 +26,7 @@ from moodlens.labels import EMOTIONS, SENTIMENTS
 from moodlens.models.mpnet import MPNetModel, PairTokenizer, is_mpnet
 from moodlens.models.weights import onnx_session, read_export_manifest, resolve_text_encoder, shipped
 from moodlens.options import EXPORT_MANIFEST
+from moodlens.runtime import fast_bf16, use_torch_threads
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ class FrozenTextModel:
 
 @lru_cache(maxsize=2)
 def _encoder(name: str, device: str, max_tokens: int) -> SentenceEncoder:
-    torch.set_num_threads(int(os.environ.get("MOODLENS_THREADS", "0")) or (os.cpu_count() or 1))
+    use_torch_threads()
     return SentenceEncoder(name, device, max_tokens)
 
 
@@ -279,23 +279,6 @@ def encode_pairs(tokenizer: object, contexts: Sequence[str], targets: Sequence[s
         target[row, start:] = tokens["attention_mask"][row, start:]
     tokens["target_mask"] = target
     return tokens
-
-
-@lru_cache(maxsize=1)
-def fast_bf16() -> bool:
-    """Whether this CPU does bfloat16 arithmetic natively (AVX512-BF16 or AMX); MOODLENS_BF16=0/1 overrides.
-
-    There, bf16 autocast runs MPNet 2.4x faster for a 0.001 change in dev weighted F1; elsewhere it
-    would be emulated and slower, so float32 stays.
-    """
-    forced = os.environ.get("MOODLENS_BF16")
-    if forced in ("0", "1"):
-        return forced == "1"
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 Scorer = Callable[[dict[str, torch.Tensor]], tuple[np.ndarray, ...]]
@@ -416,7 +399,7 @@ TextModel = FrozenTextModel | LoraTextModel | OnnxTextModel
 def load_text_expert(weights: str | None = None, device: str = "cpu") -> TextModel:
     """The shipped LoRA model by default; any file written by train-text or finetune-text, or a
     folder written by `moodlens export text`."""
-    torch.set_num_threads(int(os.environ.get("MOODLENS_THREADS", "0")) or (os.cpu_count() or 1))
+    use_torch_threads()
     path = Path(weights) if weights else DEFAULT_TEXT_WEIGHTS.path
     if path.is_dir():
         return OnnxTextModel(path, device)

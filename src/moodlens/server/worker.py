@@ -32,6 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from moodlens.options import AnalyzeOptions
+from moodlens.runtime import threads_per_worker
 from moodlens.server.jobs import Job, JobStore
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ def _init_worker(workers: int, barrier: threading.Barrier | None) -> None:
     from moodlens.process import limit_heap_growth
 
     limit_heap_growth()  # a long upload must not grow the worker's memory for good
-    os.environ.setdefault("MOODLENS_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    os.environ.setdefault("MOODLENS_THREADS", str(threads_per_worker(workers)))
     _warm_barrier = barrier  # locks reach a process only through its start arguments
 
 

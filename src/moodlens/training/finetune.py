@@ -21,7 +21,8 @@ from torch import nn
 from moodlens.data.meld import MeldRow, dialogue_texts, read_meld_csv
 from moodlens.features import asr_shaped, text_with_context
 from moodlens.labels import EMOTIONS, SENTIMENTS
-from moodlens.models.text import LoraTextConfig, build_lora_classifier, classify_pairs, encode_pairs, fast_bf16
+from moodlens.models.text import LoraTextConfig, build_lora_classifier, classify_pairs, encode_pairs
+from moodlens.runtime import fast_bf16
 from moodlens.training.common import RunConfig, class_weights, sentiment_given_emotion
 from moodlens.training.metrics import task_metrics
 
