@@ -31,7 +31,7 @@ import numpy as np
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
 
-    from moodlens.utterances import TranscribeOptions
+    from moodlens.asr import TranscribeOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "data"
@@ -65,9 +65,9 @@ def main() -> None:
     from faster_whisper.audio import pad_or_trim
     from threadpoolctl import threadpool_limits
 
+    from moodlens.asr import TranscribeOptions, load_asr_model
     from moodlens.media import probe, read_audio
     from moodlens.runtime import fast_bf16
-    from moodlens.utterances import TranscribeOptions, load_asr_model
 
     os.environ["MOODLENS_BF16"] = "1" if args.encoder == "torch bf16" else "0"
     fast_bf16.cache_clear()
@@ -103,7 +103,7 @@ def main() -> None:
 
 
 def heard(model: WhisperModel, samples: np.ndarray, options: TranscribeOptions) -> list[str]:
-    from moodlens.utterances import _transcribe_piece
+    from moodlens.asr import _transcribe_piece
 
     return words(" ".join(u.text for u in _transcribe_piece(model, samples, 0.0, options)))
 

@@ -36,8 +36,8 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from tests.test_meld_clips import aligned, clip_name, word_errors, words
 
+    from moodlens.asr import TranscribeOptions, load_asr_model
     from moodlens.media import SAMPLE_RATE, read_audio
-    from moodlens.utterances import TranscribeOptions, load_asr_model
 
     with (args.clips / "labels.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))

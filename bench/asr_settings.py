@@ -45,8 +45,8 @@ def main() -> None:
     parser.add_argument("--settings", default=",".join(SETTINGS), help="comma list of the names above")
     args = parser.parse_args()
 
+    from moodlens.asr import TranscribeOptions, transcribe
     from moodlens.media import probe
-    from moodlens.utterances import TranscribeOptions, transcribe
 
     dialogues = build(DEV_CSV, args.cache, args.dialogues, 0)
     with (CLIPS / "labels.csv").open(encoding="utf-8", newline="") as handle:

@@ -158,9 +158,9 @@ def realtime_factor(language: str, count: int = 10) -> tuple[float, float]:
 
 def real_speech_language(folder: Path, language: str, count: int = 60) -> tuple[int, float, float]:
     """(files, share identified as `language`, mean seconds to tell) over `count` seeded files."""
+    from moodlens.asr import TranscribeOptions, load_asr_model
     from moodlens.language import detect_language, speech_only
     from moodlens.media import iter_audio
-    from moodlens.utterances import TranscribeOptions, load_asr_model
 
     model = load_asr_model(TranscribeOptions(model="whisper-base"))
     files = sorted(p for p in folder.iterdir() if p.suffix in (".wav", ".flac"))
@@ -184,7 +184,7 @@ class MultilingualHead:
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import f1_score
 
-        from moodlens.utterances import normalize_text
+        from moodlens.transcripts import normalize_text
 
         self.encoder = E5(num_threads=2)
 

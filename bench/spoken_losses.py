@@ -42,9 +42,9 @@ def main() -> None:
     parser.add_argument("--text-weights", help="a text model file; default: the shipped one")
     args = parser.parse_args()
 
+    from moodlens.asr import transcribe
     from moodlens.features import asr_shaped, text_with_context
     from moodlens.models.text import load_text_expert
-    from moodlens.utterances import transcribe
 
     model = load_text_expert(args.text_weights)
     turns = model.config.context_turns

@@ -4,7 +4,7 @@
     python scripts/recognise_spoken_meld.py OUT.csv [--csv MELD_CSV] [--dialogues N] [--seed 0]
 
 Each dialogue of the CSV is spoken as in scripts/spoken_dialogues.py (one voice per speaker,
-seeded gaps), transcribed by `moodlens.utterances.transcribe` with the shipped English settings,
+seeded gaps), transcribed by `moodlens.asr.transcribe` with the shipped English settings,
 and every recognised utterance is given to the true line that it overlaps most. OUT.csv is the
 MELD CSV again with `Utterance` replaced by what was recognised for that line and the line as
 typed kept in `Typed_Utterance`; lines with nothing recognised are left out, as the text model
@@ -54,9 +54,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
+    from moodlens.asr import TranscribeOptions, transcribe
     from moodlens.data.meld import read_meld_csv
     from moodlens.labels import EMOTIONS, SENTIMENTS
-    from moodlens.utterances import TranscribeOptions, transcribe
 
     by_dialogue: dict[int, list] = {}
     for row in read_meld_csv(args.csv):

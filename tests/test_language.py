@@ -136,7 +136,7 @@ def _samples(path: Path) -> np.ndarray:
 
 def test_a_video_that_changes_language_is_read_in_each(tmp_path: Path) -> None:
     """Real English (MELD) then real German (EmoDB), a pause between: each part in its language."""
-    from moodlens.utterances import TranscribeOptions, transcribe
+    from moodlens.asr import TranscribeOptions, transcribe
 
     _multilingual_whisper()
     english = np.concatenate([_samples(p) for p in sorted(need_shared(MELD_SAMPLES).glob("*.wav"))])
@@ -159,8 +159,8 @@ def test_a_video_that_changes_language_is_read_in_each(tmp_path: Path) -> None:
 
 
 def test_silence_gets_no_invented_language(media_dir: Path) -> None:
+    from moodlens.asr import TranscribeOptions, load_asr_model
     from moodlens.language import detect_language
-    from moodlens.utterances import TranscribeOptions, load_asr_model
 
     _multilingual_whisper()
     model = load_asr_model(TranscribeOptions(model="whisper-base"))
@@ -173,7 +173,8 @@ def test_silence_gets_no_invented_language(media_dir: Path) -> None:
 
 
 def test_translated_segments_go_to_the_utterance_they_overlap() -> None:
-    from moodlens.utterances import Utterance, assign_translations
+    from moodlens.asr import assign_translations
+    from moodlens.utterances import Utterance
 
     heard = [Utterance(0.0, 2.0, "Hallo zusammen."), Utterance(2.1, 4.0, "Wie geht's?"), Utterance(6.0, 6.5, "Ja.")]
     english = [Utterance(0.1, 1.8, "Hello everyone."), Utterance(1.9, 4.2, "How are you?"),

@@ -8,7 +8,7 @@ import pytest
 
 from moodlens.analysis import validate
 from moodlens.pipeline import analyze
-from moodlens.utterances import parse_timestamp
+from moodlens.transcripts import parse_timestamp
 
 pytestmark = pytest.mark.meld
 

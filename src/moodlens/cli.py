@@ -631,9 +631,9 @@ def train_voice(
 
 def _fit_voice_head(data: Path, layout: str, heldout: str | None, evals: list[tuple[Path, str]],
                     min_window_seconds: float = 0.0) -> tuple[list, object, dict]:
+    from moodlens.asr import TranscribeOptions, load_asr_model
     from moodlens.models.voice import WhisperStates
     from moodlens.training.voice import clip_features, default_heldout, evaluate_head, find_clips, train_head
-    from moodlens.utterances import TranscribeOptions, load_asr_model
 
     clips = find_clips(data, layout)
     held = [h.strip() for h in heldout.split(",")] if heldout else default_heldout(clips)

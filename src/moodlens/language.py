@@ -100,7 +100,7 @@ def _language_token(model: WhisperModel, speech: np.ndarray, padding_seconds: fl
     `padding_seconds` after the speech."""
     from faster_whisper.audio import pad_or_trim
 
-    from moodlens.utterances import trim_padding
+    from moodlens.asr import trim_padding
 
     features = pad_or_trim(model.feature_extractor(speech))
     if padding_seconds is not None:

@@ -13,6 +13,7 @@ from threadpoolctl import ThreadpoolController
 
 from moodlens import __version__
 from moodlens.analysis import Analysis, ModalityInfo, UtteranceResult
+from moodlens.asr import TranscribeOptions, cpu_fallback_note, load_asr_model, transcribe
 from moodlens.errors import ModelNotFoundError, TranscriptError
 from moodlens.experts import EXPERTS, Expert, ExpertOutput, MediaContext
 from moodlens.experts.face import face_track
@@ -32,16 +33,9 @@ from moodlens.models.speaker import load_speaker_encoder
 from moodlens.options import AnalyzeOptions, require_device
 from moodlens.speakers import diarize, gather_evidence
 from moodlens.summary import summarize, summarize_speakers
+from moodlens.transcripts import read_transcript
 from moodlens.turns import group_turns, per_segment
-from moodlens.utterances import (
-    TranscribeOptions,
-    Utterance,
-    cpu_fallback_note,
-    fixed_windows,
-    load_asr_model,
-    read_transcript,
-    transcribe,
-)
+from moodlens.utterances import Utterance, fixed_windows
 
 __all__ = ["STAGES", "AnalyzeOptions", "analyze", "warm_up"]
 

@@ -15,12 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from moodlens.analysis import UtteranceResult
-
-if TYPE_CHECKING:  # options.py reads TURN_GAP_SECONDS, and utterances.py imports options' module tree
-    from moodlens.utterances import Utterance
+from moodlens.utterances import Utterance
 
 # The longest silence inside one turn. Chosen on the spoken MELD dev dialogues (docs/turns.md,
 # bench/spoken_dialogues.py): shorter leaves fragments of one line apart, longer joins different people's lines.

@@ -12,7 +12,7 @@ import torch
 from moodlens.models.mpnet import MPNetModel, PairTokenizer
 from moodlens.models.text import encode_pairs
 from moodlens.models.weights import resolve_text_encoder
-from moodlens.utterances import normalize_text
+from moodlens.transcripts import normalize_text
 from tests.conftest import MELD_DIR, need_shared
 
 

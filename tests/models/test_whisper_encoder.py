@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from moodlens.asr import TranscribeOptions, _transcribe_piece, _whisper, load_asr_model
 from moodlens.media import read_audio
 from moodlens.models.weights import resolve_asr_model
 from moodlens.models.whisper_encoder import WhisperEncoder, read_ctranslate2, torch_encoder, use_torch_encoder
-from moodlens.utterances import TranscribeOptions, _transcribe_piece, _whisper, load_asr_model
 from tests.conftest import DEMO
 
 FOLDER = resolve_asr_model("tiny.en")

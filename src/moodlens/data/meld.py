@@ -14,7 +14,7 @@ from pathlib import Path
 
 from moodlens.errors import MoodlensError
 from moodlens.labels import EMOTIONS, SENTIMENTS
-from moodlens.utterances import normalize_text, parse_timestamp
+from moodlens.transcripts import normalize_text, parse_timestamp
 
 log = logging.getLogger(__name__)
 

@@ -183,7 +183,7 @@ def load_voice_head(weights: str | None = None) -> VoiceHead:
 
 def encoder_for(head: VoiceHead, device: str = "cpu") -> WhisperStates:
     """The head's own encoder (the ASR model when they are the same, loaded once)."""
-    from moodlens.utterances import TranscribeOptions, load_asr_model
+    from moodlens.asr import TranscribeOptions, load_asr_model
 
     whisper = load_asr_model(TranscribeOptions(model=head.config.encoder, device=device))
     return WhisperStates(whisper, head.config.min_window_seconds)

@@ -4,7 +4,7 @@ The encoder pass is the only part of ASR that needs threads. Where the CPU has n
 torch runs it (a whole 30 s window in 0.21 s against CTranslate2's 0.29 s in int8 on 2 cores:
 bench/asr_encoder.py), so that CTranslate2, which shares torch's libgomp,
 can run on one thread and never start the thread team that slows torch's small ops (see
-utterances._whisper). The decoder, its beam search and word alignment stay in CTranslate2, which
+asr._whisper). The decoder, its beam search and word alignment stay in CTranslate2, which
 accepts encoder states in place of features. Elsewhere CTranslate2 does it all: float32 torch is
 no faster than its int8.
 """

@@ -1,0 +1,355 @@
+"""Speech recognition: faster-whisper over Silero VAD, chunk by chunk, each chunk in its language.
+
+What it yields are Utterances (utterances.py); transcript files are read by transcripts.py instead.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from moodlens.errors import ModelNotFoundError
+from moodlens.language import AUTO, ENGLISH, MULTILINGUAL_MODEL, LanguageGuess, detect_language, speech_only
+from moodlens.media import SAMPLE_RATE, DecodeDamage, iter_audio
+from moodlens.models.weights import resolve_asr_model
+from moodlens.utterances import Utterance
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+    from faster_whisper.transcribe import Segment, TranscriptionOptions
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    model: str = "tiny.en"
+    device: str = "cpu"
+    compute_type: str = "int8"
+    beam_size: int = 1
+    vad_filter: bool = True
+    chunk_seconds: float = 60.0
+    split_sentences: bool = True
+    # How much of faster-whisper's zero padding, after the speech of a window, an English-only
+    # model's encoder reads (30: the whole 30 s window, as Whisper was trained). See shorten_windows.
+    padding_seconds: float = 10.0
+    # Silero VAD and Whisper's own checks, as faster-whisper names them (its defaults here);
+    # bench/asr_settings.py measures them on short, quick dialogue.
+    vad_threshold: float = 0.5
+    vad_min_silence_ms: int = 2000
+    vad_speech_pad_ms: int = 400
+    no_speech_threshold: float | None = 0.6
+    log_prob_threshold: float | None = -1.0
+    # Text Whisper reads as if it came before each window: it copies the prompt's style, so a
+    # prompt with exclamation marks brings them back where speech sounds like them.
+    initial_prompt: str | None = None
+    # "auto": told from the speech of each chunk (language.py); a code: every chunk is read in it
+    language: str = AUTO
+    multilingual_model: str = MULTILINGUAL_MODEL
+    # Fallback temperatures for the multilingual model, half of faster-whisper's six: each is one
+    # more decoding of a window it reads badly, as it does espeak-ng's Dutch (the real-time factors
+    # of bench/multilingual.py); real German (EmoDB) decodes at the first and reads the same.
+    multilingual_temperatures: tuple[float, ...] = (0.0, 0.4, 0.8)
+
+
+@lru_cache(maxsize=4)
+def _whisper(model: str, device: str, compute_type: str, padding_seconds: float) -> WhisperModel:
+    from faster_whisper import WhisperModel
+    from faster_whisper.utils import download_model
+
+    from moodlens.models.whisper_encoder import torch_encoder, use_torch_encoder
+    from moodlens.runtime import fast_bf16, threads
+
+    cores = threads()
+    folder = resolve_asr_model(model)
+    encoder = None
+    if device == "cpu" and fast_bf16():
+        folder = folder if Path(folder).is_dir() else download_model(folder)  # a hub name, online
+        encoder = torch_encoder(folder)
+    # CTranslate2 and torch end up sharing one libgomp. Once CTranslate2 starts a thread team of
+    # its own, libgomp counts more threads than cores and stops spinning for everyone, and
+    # torch's many small ops (CAM++, MPNet) then wait on sleeping threads: twice as slow. With
+    # the encoder in torch, what CTranslate2 has left (decoding a few tokens, word alignment,
+    # the voice expert's short clips) needs no team.
+    whisper = WhisperModel(folder, device=device, compute_type=compute_type,
+                           cpu_threads=1 if encoder is not None else cores)
+    if encoder is not None:
+        import torch
+
+        torch.set_num_threads(cores)  # CTranslate2 set this thread's OpenMP count to its own
+        use_torch_encoder(whisper, encoder)
+    if not whisper.model.is_multilingual:
+        # measured on English-only tiny.en; a multilingual model also detects the language from
+        # its windows, which nothing here has measured on shortened ones, so it reads them whole
+        shorten_windows(whisper, padding_seconds)
+    return whisper
+
+
+def shorten_windows(whisper: WhisperModel, padding_seconds: float) -> None:
+    """Make `whisper` encode each window's speech and `padding_seconds` of its padding, not all 30 s.
+
+    faster-whisper pads every window to 30 s of mel frames, so a 2 s utterance costs a full 30 s
+    encoder pass, most of ASR's time on short clips. Both encoders (CTranslate2's and
+    models/whisper_encoder.py's) read any length, and the decoder, trained on padded windows,
+    needs only part of the padding: on the 11 MELD clips and 400 RAVDESS files, 5, 7 and 10 s of
+    it gave the word error rate of the whole window or better, while 0 and 3 s let the decoder
+    loop on some clips (bench/asr_encoder.py). 10 s is kept, twice the least that held.
+
+    Should the first, greedy decoding of a shortened window fail faster-whisper's own checks
+    (too repetitive, or too unsure, which would send it to sampling at higher temperatures), the
+    window is read again whole and decoded as Whisper always would, so a loop costs time, never
+    words, and audio that fails anyway (other languages, noise) costs one extra greedy pass.
+    """
+    encode, generate = whisper.encode, whisper.generate_with_fallback
+    frames = int(padding_seconds * whisper.feature_extractor.sampling_rate) // whisper.feature_extractor.hop_length
+    last = threading.local()  # the window just encoded, per thread: a server's threads share the model
+
+    def encode_shorter(features: np.ndarray) -> object:
+        trimmed = trim_padding(features, frames)
+        last.whole = features if trimmed is not features else None
+        return encode(trimmed)
+
+    def generate_or_read_whole(encoder_output: object, prompt: list[int], tokenizer: object,
+                               options: TranscriptionOptions) -> tuple:
+        whole, last.whole = getattr(last, "whole", None), None
+        if whole is None:
+            return generate(encoder_output, prompt, tokenizer, options)
+        greedy = generate(encoder_output, prompt, tokenizer, replace(options, temperatures=options.temperatures[:1]))
+        if not falls_back(greedy, options):
+            return greedy
+        return generate(encode(whole), prompt, tokenizer, options)
+
+    whisper.encode = encode_shorter  # type: ignore[method-assign]
+    whisper.generate_with_fallback = generate_or_read_whole  # type: ignore[method-assign]
+
+
+def falls_back(decoded: tuple, options: TranscriptionOptions) -> bool:
+    """Whether faster-whisper would decode this (result, avg_logprob, temperature, compression
+    ratio) again at a higher temperature: the checks of `WhisperModel.generate_with_fallback`."""
+    result, avg_logprob, _, compression_ratio = decoded
+    limit = options.compression_ratio_threshold
+    repetitive = limit is not None and compression_ratio > limit
+    unsure = options.log_prob_threshold is not None and avg_logprob < options.log_prob_threshold
+    silent = options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold
+    return (repetitive or unsure) and not (silent and unsure)
+
+
+def trim_padding(features: np.ndarray, padding: int) -> np.ndarray:
+    """Mel `features` ([batch,] mels, frames) cut `padding` frames after their last frame of audio.
+
+    faster-whisper's padding frames are exact zeros (`pad_or_trim`); a log-mel frame of real
+    audio, even digital silence, is never zero in every band. The count is kept even because the
+    encoder halves it.
+    """
+    audio = np.flatnonzero(np.any(features != 0, axis=tuple(range(features.ndim - 1))))
+    length = (int(audio[-1]) + 1 if audio.size else 0) + padding
+    length += length % 2
+    return features if length >= features.shape[-1] else features[..., :length]
+
+
+def load_asr_model(options: TranscribeOptions) -> WhisperModel:
+    """Whisper on the GPU where CTranslate2 can use it, else on the CPU (see cuda_unusable)."""
+    if options.device == "cuda" and cuda_unusable(options.model) is None:
+        return _whisper(options.model, "cuda", "float16" if options.compute_type == "int8" else options.compute_type,
+                        options.padding_seconds)
+    return _whisper(options.model, "cpu", options.compute_type, options.padding_seconds)
+
+
+@lru_cache(maxsize=2)
+def cuda_unusable(model: str) -> str | None:
+    """Why CTranslate2 cannot run Whisper on the GPU here (None: it can).
+
+    Its wheels are built for one CUDA major version (12 for 4.x) and load cuBLAS only at the first
+    matrix product, so on a machine with another CUDA the load succeeds and the first file fails.
+    One encoder pass on silence, at load time, finds out; the CPU then takes over with this reason,
+    which the analysis notes, instead of an `analyze --device cuda` that cannot work.
+    """
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() == 0:
+        return "CTranslate2 sees no CUDA device"
+    try:
+        whisper = _whisper(model, "cuda", "float16", TranscribeOptions.padding_seconds)
+        mels = int(whisper.feat_kwargs.get("feature_size", 80))
+        whisper.model.encode(ctranslate2.StorageView.from_array(np.zeros((1, mels, 3000), np.float32)))
+    except (RuntimeError, ValueError) as err:
+        return f"CTranslate2 could not use CUDA ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+    return None
+
+
+def cpu_fallback_note(model: str, device: str, user: str) -> str | None:
+    """The analysis note for a Whisper `user` (ASR, the voice encoder) that ran on the CPU
+    although the GPU was asked for; None where it ran where asked."""
+    why = cuda_unusable(model) if device == "cuda" else None
+    return f"{user} ran on the CPU, not the GPU: {why}" if why else None
+
+
+def transcribe(
+    path: str | Path,
+    options: TranscribeOptions | None = None,
+    notes: list[str] | None = None,
+    damage: DecodeDamage | None = None,
+) -> Iterator[Utterance]:
+    """Yield utterances lazily, chunk by chunk, so memory stays flat on long media.
+
+    A chunk that has a successor is cut at its quietest moment near the end, and the rest is
+    carried into the next chunk, so chunking does not cut words in half. Each chunk is read in
+    its own language (language.py): English by `options.model`, any other by the multilingual
+    model, which also translates each utterance to English for the text model.
+    """
+    options = options or TranscribeOptions()
+    reader = _LanguageReader(options, notes if notes is not None else [])
+    held: tuple[float, np.ndarray] | None = None
+    for offset, samples in iter_audio(path, options.chunk_seconds, notes, damage):
+        if held is not None:
+            start, audio = held
+            cut = quietest_point(audio, int(CUT_SEARCH_SECONDS * SAMPLE_RATE))
+            yield from reader.read(audio[:cut], start)
+            offset, samples = start + cut / SAMPLE_RATE, np.concatenate([audio[cut:], samples])
+        held = (offset, samples)
+    if held is not None:
+        yield from reader.read(held[1], held[0])
+
+
+class _LanguageReader:
+    """Reads each chunk of audio in its language: tells it (or takes `options.language`), then
+    transcribes with the model for it, and translates what is not English."""
+
+    def __init__(self, options: TranscribeOptions, notes: list[str]) -> None:
+        self.options = options
+        self.notes = notes
+        self.english = load_asr_model(options)
+        self.last: LanguageGuess | None = None  # for a chunk with too little speech to tell
+
+    def read(self, samples: np.ndarray, offset: float) -> Iterator[Utterance]:
+        guess = self.language(samples)
+        if guess.code in (ENGLISH, None) or not self.multilingual():
+            utterances = _transcribe_piece(self.english, samples, offset, self.options, ENGLISH)
+            yield from (replace(u, language=ENGLISH, language_probability=guess.probability) for u in utterances)
+            return
+        model = self.multilingual()
+        assert model is not None and guess.code is not None
+        heard = list(_transcribe_piece(model, samples, offset, self.options, guess.code))
+        if not heard:
+            return
+        # one translating pass over the chunk, not one per utterance: each pass encodes whole
+        # 30 s windows, and a chunk of short lines would pay for one window a line
+        english = _transcribe_piece(model, samples, offset, replace(self.options, split_sentences=False), guess.code,
+                                    task="translate")
+        for utterance, text in zip(heard, assign_translations(heard, list(english)), strict=True):
+            yield replace(utterance, language=guess.code, language_probability=guess.probability, text_en=text)
+
+    def language(self, samples: np.ndarray) -> LanguageGuess:
+        code = self.options.language
+        if code != AUTO:
+            return LanguageGuess(code, None, given=True)
+        model = self.multilingual()
+        if model is None:
+            return LanguageGuess(None, None, "the multilingual model is not installed")
+        speech = speech_only(samples, self.options.vad_threshold)
+        guess = detect_language(model, speech)
+        if guess.code is None:
+            if self.last is not None:
+                return self.last
+            if speech.size:  # no speech at all is noted where the analysis finds no utterances
+                self.notes.append(f"language: {guess.reason}; read as English (set --language to choose)")
+            return guess
+        self.last = guess
+        return guess
+
+    def multilingual(self) -> WhisperModel | None:
+        """Whisper base, loaded at the first chunk that needs it; None (noted once) where it is not
+        installed here, and then every chunk is read as English."""
+        if not hasattr(self, "_multilingual"):
+            self._multilingual: WhisperModel | None = None
+            try:
+                self._multilingual = load_asr_model(replace(self.options, model=self.options.multilingual_model))
+            except ModelNotFoundError as err:
+                self.notes.append(f"language: not told, speech read as English ({err})")
+        return self._multilingual
+
+
+def _transcribe_piece(
+    model: WhisperModel, samples: np.ndarray, offset: float, options: TranscribeOptions, language: str = ENGLISH,
+    task: str = "transcribe",
+) -> Iterator[Utterance]:
+    multilingual = model.model.is_multilingual
+    segments, _ = model.transcribe(
+        samples,
+        task=task,
+        language=language if multilingual else "en",
+        beam_size=options.beam_size,
+        temperature=list(options.multilingual_temperatures) if multilingual else [0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+        vad_filter=options.vad_filter,
+        vad_parameters={"threshold": options.vad_threshold, "min_silence_duration_ms": options.vad_min_silence_ms,
+                        "speech_pad_ms": options.vad_speech_pad_ms},
+        no_speech_threshold=options.no_speech_threshold,
+        log_prob_threshold=options.log_prob_threshold,
+        initial_prompt=options.initial_prompt,
+        condition_on_previous_text=False,
+        word_timestamps=options.split_sentences,
+    )
+    for segment in segments:
+        pieces = split_sentences(segment) if options.split_sentences else [
+            (segment.start, segment.end, segment.text.strip())
+        ]
+        for start, end, text in pieces:
+            if text:
+                yield Utterance(start=offset + start, end=offset + end, text=text)
+
+
+def assign_translations(heard: list[Utterance], english: list[Utterance]) -> list[str]:
+    """The English of each of `heard`: every translated segment goes to the utterance it overlaps
+    most (the nearest where it overlaps none), in time order. Both passes read the same speech
+    through the same voice activity detection, so their segments mostly line up; an utterance
+    that no translated segment lands on gets "" (the text model then has nothing to read)."""
+    parts: list[list[str]] = [[] for _ in heard]
+    for segment in english:
+        def closeness(u: Utterance, s: Utterance = segment) -> tuple[float, float]:
+            overlap = min(u.end, s.end) - max(u.start, s.start)
+            return overlap, -abs((u.start + u.end) / 2 - (s.start + s.end) / 2)
+
+        best = max(range(len(heard)), key=lambda i: closeness(heard[i]))
+        parts[best].append(segment.text)
+    return [" ".join(p).strip() for p in parts]
+
+
+CUT_SEARCH_SECONDS = 5.0
+
+
+def quietest_point(samples: np.ndarray, search: int, window: int = SAMPLE_RATE // 10) -> int:
+    """Centre of the quietest `window` among the last `search` samples: a safe place to cut."""
+    tail = samples[-search:]
+    count = tail.size // window
+    if count < 2:
+        return samples.size
+    energy = np.square(tail[: count * window].reshape(count, window)).mean(axis=1)
+    return samples.size - tail.size + int(energy.argmin()) * window + window // 2
+
+
+_SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*$")
+
+
+def split_sentences(segment: Segment) -> list[tuple[float, float, str]]:
+    """Cut a Whisper segment at sentence ends, timed by its words.
+
+    Whisper often packs two spoken sentences into one segment; MELD's unit, and so the text
+    model's, is roughly one sentence.
+    """
+    words = segment.words or []
+    if not words:
+        return [(segment.start, segment.end, segment.text.strip())]
+    pieces, current = [], []
+    for word in words:
+        current.append(word)
+        if _SENTENCE_END.search(word.word.strip()):
+            pieces.append(current)
+            current = []
+    if current:
+        pieces.append(current)
+    return [(p[0].start, p[-1].end, "".join(w.word for w in p).strip()) for p in pieces]

@@ -1,0 +1,172 @@
+"""Speech recognition (moodlens.asr): real Whisper on real speech; properties, never exact transcripts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from moodlens.asr import (
+    TranscribeOptions,
+    cpu_fallback_note,
+    cuda_unusable,
+    falls_back,
+    load_asr_model,
+    quietest_point,
+    split_sentences,
+    transcribe,
+    trim_padding,
+)
+from tests.conftest import DEMO, SHARED, need_shared
+
+
+class _Word:
+    def __init__(self, start: float, end: float, word: str) -> None:
+        self.start, self.end, self.word = start, end, word
+
+
+class _Segment:
+    def __init__(self, words: list[_Word]) -> None:
+        self.words = words
+        self.start, self.end = words[0].start, words[-1].end
+        self.text = "".join(w.word for w in words)
+
+
+def test_split_sentences_cuts_at_sentence_ends() -> None:
+    segment = _Segment([_Word(0, 0.5, " Hi"), _Word(0.5, 1.0, " there."), _Word(1.5, 2.0, " Wow!"),
+                        _Word(2.1, 2.4, " okay")])
+    assert split_sentences(segment) == [(0, 1.0, "Hi there."), (1.5, 2.0, "Wow!"),
+                                        (2.1, 2.4, "okay")]
+
+
+def test_transcribe_the_demo_offline() -> None:
+    utterances = list(transcribe(DEMO))
+    text = " ".join(u.text.lower() for u in utterances)
+    for word in ("welcome", "happy", "angry", "friends"):
+        assert word in text
+    assert len(utterances) >= 5
+    assert all(0 <= u.start < u.end <= 22.5 for u in utterances)
+    assert [u.start for u in utterances] == sorted(u.start for u in utterances)
+
+
+def test_quietest_point_lands_in_the_silence() -> None:
+    rate = 16_000
+    loud = np.sin(np.arange(rate * 3) * 0.3).astype(np.float32)
+    samples = np.concatenate([loud, np.zeros(rate // 2, np.float32), loud])  # silence at 3.0-3.5 s
+    cut = quietest_point(samples, search=5 * rate)
+    assert 3.0 * rate <= cut <= 3.5 * rate
+    assert quietest_point(samples[:1000], search=5 * rate) == 1000  # too short to cut
+
+
+def test_chunked_transcription_keeps_the_words() -> None:
+    """Eight-second chunks force three cuts in the demo; each lands in a pause, not a word."""
+    chunked = list(transcribe(DEMO, TranscribeOptions(chunk_seconds=8.0)))
+    text = " ".join(u.text.lower() for u in chunked)
+    for word in ("welcome", "happy", "angry", "disgusting", "friend", "expect"):
+        assert word in text
+    assert [u.start for u in chunked] == sorted(u.start for u in chunked)
+    assert chunked[-1].end <= 22.5
+
+
+def test_whisper_falls_back_to_the_cpu_where_ctranslate2_has_no_cuda() -> None:
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count():
+        pytest.skip("CTranslate2 sees a CUDA device here; the next test fakes the failure instead")
+    cuda_unusable.cache_clear()
+    assert cuda_unusable("tiny.en") == "CTranslate2 sees no CUDA device"
+    assert load_asr_model(TranscribeOptions(device="cuda")) is load_asr_model(TranscribeOptions())
+    assert cpu_fallback_note("tiny.en", "cuda", "ASR") == (
+        "ASR ran on the CPU, not the GPU: CTranslate2 sees no CUDA device")
+    assert cpu_fallback_note("tiny.en", "cpu", "ASR") is None
+
+
+def test_a_cuda_library_missing_at_the_first_product_is_found_at_load_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CTranslate2's wheels load cuBLAS lazily: the GPU must be tried once before a file relies on it."""
+    import ctranslate2
+
+    from moodlens import asr
+
+    class Encoder:
+        @staticmethod
+        def encode(features: object) -> None:
+            raise RuntimeError("Library libcublas.so.12 is not found or cannot be loaded")
+
+    class NoCublas:  # what a CUDA 12 build of CTranslate2 does on a CUDA 13 machine
+        def __init__(self) -> None:
+            self.feat_kwargs = {"feature_size": 80}
+            self.model = Encoder()
+
+    real = asr._whisper
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 1)
+    monkeypatch.setattr(asr, "_whisper", lambda model, device, *rest: NoCublas() if device == "cuda"
+                        else real(model, device, *rest))
+    cuda_unusable.cache_clear()
+    try:
+        why = cuda_unusable("tiny.en")
+        assert why == "CTranslate2 could not use CUDA (Library libcublas.so.12 is not found or cannot be loaded)"
+        assert load_asr_model(TranscribeOptions(device="cuda")) is load_asr_model(TranscribeOptions())
+    finally:
+        cuda_unusable.cache_clear()
+
+
+def test_trim_padding_keeps_the_audio_and_that_much_padding() -> None:
+    features = np.zeros((80, 3000), np.float32)
+    features[:, :231] = -0.6
+    features[:, 100] = 0.0  # digital silence inside the audio is not padding
+    trimmed = trim_padding(features, 1000)
+    assert trimmed.shape == (80, 1232)  # 231 + 1000, made even for the encoder's stride of 2
+    np.testing.assert_array_equal(trimmed, features[:, :1232])
+    assert trim_padding(features[None], 1000).shape == (1, 80, 1232)
+    assert trim_padding(features, 3000) is features
+    features[7, 2100] = 0.2
+    assert trim_padding(features, 1000) is features  # speech to 2101 + 1000 reaches the end
+    assert trim_padding(np.zeros((80, 3000), np.float32), 500).shape == (80, 500)
+
+
+def test_asr_encodes_a_short_clip_with_ten_seconds_of_padding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the encoder really receives in analyze's Whisper, that the decoder still stops, and
+    that a window whose decoding falls back to sampling is read again whole."""
+    from moodlens.asr import _transcribe_piece, _whisper
+    from moodlens.media import read_audio
+    from moodlens.runtime import fast_bf16
+
+    sample = need_shared(SHARED / "data" / "meld" / "samples" / "dia0_utt0.wav")
+    monkeypatch.setenv("MOODLENS_BF16", "1")  # the torch encoder, whose input a hook can see
+    fast_bf16.cache_clear()
+    _whisper.cache_clear()
+    try:
+        whisper = load_asr_model(TranscribeOptions())
+        frames: list[int] = []
+        hook = whisper.torch_encoder.register_forward_pre_hook(lambda _, args: frames.append(args[0].shape[-1]))
+        audio = read_audio(sample)
+        utterances = list(_transcribe_piece(whisper, audio, 0.0, TranscribeOptions()))
+        read = list(frames)
+        frames.clear()
+        # a log-probability no decoding reaches: every temperature falls back, as a looping decoder would
+        segments, _ = whisper.transcribe(audio, language="en", vad_filter=True, log_prob_threshold=0.0)
+        list(segments)
+        hook.remove()
+    finally:
+        fast_bf16.cache_clear()
+        _whisper.cache_clear()
+    speech = audio.size // 160 + 1  # mel frames; Silero VAD may drop some silence at either end
+    assert read and all(1000 < n <= speech + 1002 < 3000 for n in read), (speech, read)
+    heard = " ".join(u.text for u in utterances).split()
+    assert 3 <= len(heard) <= 40, heard  # it spoke, and did not loop
+    assert all(0 <= u.start < u.end <= audio.size / 16000 + 0.5 for u in utterances)
+    assert frames == [read[0], 3000]
+
+
+@pytest.mark.parametrize(("logprob", "ratio", "no_speech", "expected"), [
+    (-0.3, 1.5, 0.1, False),  # sure and varied: kept
+    (-0.3, 3.1, 0.1, True),  # a loop
+    (-1.4, 1.5, 0.1, True),  # unsure
+    (-1.4, 1.5, 0.9, False),  # unsure because silent: faster-whisper skips it instead
+    (-1.4, 3.1, 0.9, False),
+])
+def test_falls_back_as_faster_whisper_decides(logprob: float, ratio: float, no_speech: float, expected: bool) -> None:
+    from types import SimpleNamespace
+
+    options = SimpleNamespace(compression_ratio_threshold=2.4, log_prob_threshold=-1.0, no_speech_threshold=0.6)
+    decoded = (SimpleNamespace(no_speech_prob=no_speech), logprob, 0.0, ratio)
+    assert falls_back(decoded, options) is expected  # type: ignore[arg-type]
