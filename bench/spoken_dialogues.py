@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/spoken_dialogues.py [--dialogues 40] [--seed 0] [--cache DIR]
                                                [--turn-gap S ...] [--modalities text,voice]
-                                               [--text-weights FILE]
+                                               [--text-weights FILE] [--asr-model NAME]
 
 It builds each dialogue as one 16 kHz wav (scripts/spoken_dialogues.py: one espeak-ng voice per
 speaker, a seeded turn gap between lines) with an SRT of its true lines, then analyses every wav
@@ -83,6 +83,7 @@ def main() -> None:
                         help="turn gaps (s) to compare; default: the shipped one only")
     parser.add_argument("--modalities", default="text,voice")
     parser.add_argument("--text-weights", help="a text model file; default: the shipped one")
+    parser.add_argument("--asr-model", default="tiny.en", help="the speech recognition model (--asr-model of analyze)")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
 
@@ -95,7 +96,8 @@ def main() -> None:
     print(f"{len(dialogues)} MELD dev dialogues, {len(lines)} lines, "
           f"{sum(d.duration for d in dialogues) / 60:.1f} min of espeak-ng speech "
           f"(built in {time.perf_counter() - started:.0f} s, cached in {args.cache})")
-    base = AnalyzeOptions(modalities=tuple(args.modalities.split(",")), speakers=None, text_weights=args.text_weights)
+    base = AnalyzeOptions(modalities=tuple(args.modalities.split(",")), speakers=None, text_weights=args.text_weights,
+                          asr_model=args.asr_model)
     # the reference judges each true line alone, as MELD labels it
     settings: list[tuple[str, AnalyzeOptions, bool]] = [("transcript", replace(base, turn_gap=0.0), True)]
     gaps = args.turn_gap or [base.turn_gap]

@@ -28,11 +28,13 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def dev_lines() -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
-    """200 real MELD dev lines with their context, and the torch model's float32 probabilities."""
+    """All 1,109 MELD dev lines with their context, and the torch model's float32 probabilities: the
+    bar below is stated over the whole split, and 200 lines (an earlier sample) vary by a point
+    or more from one text model's heads to the next."""
     from moodlens.data.meld import dialogue_texts, read_meld_csv
     from moodlens.features import text_with_context
 
-    rows = read_meld_csv(need_shared(MELD_DIR / "dev_sent_emo.csv"))[:200]
+    rows = read_meld_csv(need_shared(MELD_DIR / "dev_sent_emo.csv"))
     model = LoraTextModel(None, "cpu", native=False)  # float32 weights, as exported
     pairs = [text_with_context(h, model.config.context_turns) for h in dialogue_texts(rows)]
     targets, contexts = [p[0] for p in pairs], [p[1] for p in pairs]
@@ -49,7 +51,7 @@ def test_float32_export_matches_torch(exports: dict[str, Path], dev_lines: tuple
 
 def test_int8_export_stays_close(exports: dict[str, Path], dev_lines: tuple) -> None:
     """The issue's bar: the argmax agrees with float32 on at least 98 % of real lines (all 1,109 dev
-    rows in bench/export_text.py: 99 %); stated tolerance for probabilities: mean |dp| < 0.005,
+    rows; the default v3 heads: 0.98-0.99); stated tolerance for probabilities: mean |dp| < 0.005,
     none over 0.15 (measured on all dev rows: 0.002 and 0.10)."""
     targets, contexts, emotion, sentiment = dev_lines
     e, s = OnnxTextModel(exports["int8"]).predict(targets, contexts)

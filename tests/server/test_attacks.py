@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from moodlens.server import ServerSettings, create_app
-from moodlens.server.app import MAX_PART_HEADERS, clean_filename, media_signature
+from moodlens.server.app import media_signature
+from moodlens.server.uploads import MAX_PART_HEADERS, clean_filename
 
 BOUNDARY = "attackboundary"
 CTYPE = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}

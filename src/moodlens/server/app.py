@@ -8,11 +8,9 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 import secrets
 import shutil
 import time
-import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,15 +19,14 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import parse_options_header
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from moodlens.errors import MoodlensError
-from moodlens.language import AUTO, check_language
 from moodlens.options import AnalyzeOptions
 from moodlens.server.jobs import JobStore
+from moodlens.server.uploads import MAX_FORM_FIELDS, StreamedUpload, UploadError, clean_filename, job_fields, suffix
 from moodlens.server.worker import JOB_ID, JOB_OPTIONS, RESULT_NAME, AnalysisWorkers, job_folder, media_file
 from moodlens.writers import page
 
@@ -38,8 +35,6 @@ STATIC = Path(__file__).resolve().parent / "static"
 RESULTS = {"result": (".analysis.json", "application/json"), "result.csv": (".utterances.csv", "text/csv"),
            "result.srt": (".srt", "application/x-subrip")}
 MEDIA_URL_SECONDS = 3600  # how long a signed media link works
-MAX_PART_HEADERS = 16 * 1024  # bytes of headers in one multipart part
-MAX_FORM_FIELDS = 64 * 1024  # bytes in all the parts that are not the file
 WRITE_BLOCK = 1 << 20  # uploads are written to disk in blocks this big, off the event loop
 MAX_REQUEST_HEADERS = 64 * 1024  # bytes of HTTP request headers
 MAX_JSON_BODY = 64 * 1024  # bytes of a JSON /invocations request
@@ -87,139 +82,6 @@ class ServerSettings:
         found = {field: str(self.model_dir / name) for field, name in MODEL_FILES.items()
                  if (self.model_dir / name).exists()}
         return AnalyzeOptions(**found)
-
-
-class UploadError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class StreamedUpload:
-    """Writes the multipart field `file` straight to disk as it arrives, counting bytes.
-
-    The limit is enforced on the stream, so an oversize upload stops at the limit: it is never
-    held in memory or written out whole. Part headers and other form fields are capped too,
-    since a hostile client can send megabytes of either.
-    """
-
-    def __init__(self, boundary: bytes, target: Path, limit: int) -> None:
-        self.target, self.limit, self.size = target, limit, 0
-        self.filename: str | None = None
-        self.handle: Any = None
-        self._header, self._value = b"", b""
-        self._header_bytes = 0
-        self._field_bytes = 0
-        self._headers: dict[bytes, bytes] = {}
-        self._in_file = False
-        self._field: str | None = None
-        self.fields: dict[str, bytes] = {}  # the other form fields' values (JOB_FIELDS reads them)
-        self.parser = MultipartParser(boundary, {
-            "on_part_begin": self._part_begin, "on_header_field": self._header_field,
-            "on_header_value": self._header_value, "on_header_end": self._header_end,
-            "on_headers_finished": self._headers_done, "on_part_data": self._data, "on_part_end": self._part_end,
-            "on_end": self._end})
-        self._ended = False
-
-    def _end(self) -> None:
-        self._ended = True
-
-    def _part_begin(self) -> None:
-        self._headers, self._in_file, self._header_bytes = {}, False, 0
-
-    def _count_header(self, size: int) -> None:
-        self._header_bytes += size
-        if self._header_bytes > MAX_PART_HEADERS:
-            raise UploadError(400, f"a multipart part has more than {MAX_PART_HEADERS // 1024} KB of headers")
-
-    def _header_field(self, data: bytes, start: int, end: int) -> None:
-        self._count_header(end - start)
-        self._header += data[start:end]
-
-    def _header_value(self, data: bytes, start: int, end: int) -> None:
-        self._count_header(end - start)
-        self._value += data[start:end]
-
-    def _header_end(self) -> None:
-        self._headers[self._header.lower()] = self._value
-        self._header, self._value = b"", b""
-
-    def _headers_done(self) -> None:
-        _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
-        if params.get(b"name") != b"file":
-            self._field = params.get(b"name", b"").decode("utf-8", "replace")
-            self.fields.setdefault(self._field, b"")
-            return
-        if self.filename is not None:
-            raise UploadError(400, "send one file per upload: the form has two `file` parts")
-        self.filename = clean_filename(params.get(b"filename", b""))
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = self.target.open("wb")
-        self._in_file = True
-
-    def _data(self, data: bytes, start: int, end: int) -> None:
-        if not self._in_file:
-            self._field_bytes += end - start
-            if self._field_bytes > MAX_FORM_FIELDS:
-                raise UploadError(413, f"form fields other than `file` are limited to {MAX_FORM_FIELDS // 1024} KB")
-            if self._field is not None:
-                self.fields[self._field] += data[start:end]
-            return
-        self.size += end - start
-        if self.size > self.limit:
-            raise UploadError(413, f"upload is larger than the {self.limit // 2**20} MB limit")
-        self.handle.write(data[start:end])
-
-    def _part_end(self) -> None:
-        if self._in_file:
-            self.handle.close()
-            self._in_file = False
-
-    def feed(self, chunk: bytes) -> None:
-        try:
-            self.parser.write(chunk)
-        except MultipartParseError as err:
-            raise UploadError(400, f"malformed multipart body ({str(err).split(':')[0]})") from None
-
-    def finish(self) -> None:
-        try:
-            self.parser.finalize()
-        except MultipartParseError as err:
-            raise UploadError(400, f"malformed multipart body ({str(err).split(':')[0]})") from None
-        self.close()
-        if not self._ended:  # a body cut short is not a shorter file
-            raise UploadError(400, "malformed multipart body (it ends before its closing boundary)")
-
-    def close(self) -> None:
-        if self.handle is not None and not self.handle.closed:
-            self.handle.close()
-
-
-def job_fields(fields: dict[str, bytes]) -> dict[str, str]:
-    """The analysis options an upload may set in its form (`language`), checked: an UploadError
-    (400) names a bad one. Other fields are ignored, as before."""
-    chosen: dict[str, str] = {}
-    if "language" in fields:
-        raw = fields["language"].decode("utf-8", "replace").strip() or AUTO
-        try:
-            chosen["language"] = check_language(raw)
-        except ValueError as err:
-            raise UploadError(400, f"bad form field `language`: {err}") from None
-    return chosen
-
-
-def clean_filename(raw: bytes) -> str:
-    """The upload's name as shown back to people: its last path part, printable, at most 255
-    characters. It is never used as a path on the server (uploads are stored as media.EXT)."""
-    text = raw.decode("utf-8", "replace")
-    text = re.split(r"[/\\]", text)[-1]
-    text = "".join(c for c in text if unicodedata.category(c)[0] != "C").strip()
-    return text.strip(".")[:255] or "upload"
-
-
-def _suffix(filename: str) -> str:
-    suffix = Path(filename).suffix.lower()
-    return suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ""
 
 
 def media_signature(key: str, job_id: str, expires: int) -> str:
@@ -334,7 +196,7 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
             chosen = job_fields(upload.fields)
             if chosen:
                 (folder / JOB_OPTIONS).write_text(json.dumps(chosen), encoding="utf-8")
-            media = folder / f"media{_suffix(upload.filename)}"
+            media = folder / f"media{suffix(upload.filename)}"
             (folder / "upload.part").rename(media)
             await asyncio.to_thread(_check_media, media, upload.filename)
             job = await asyncio.to_thread(store.create, upload.filename, upload.size, job_id)
@@ -506,7 +368,7 @@ def _stage_video(location: str, folder: Path, max_mb: int) -> tuple[str, int]:
     from moodlens.storage import StorageError, is_s3, local_copy
 
     name = location.rsplit("/", 1)[-1] or "video"
-    target = folder / f"media{_suffix(name)}"
+    target = folder / f"media{suffix(name)}"
     if is_s3(location):
         try:
             with local_copy(location, folder) as spooled:
