@@ -229,15 +229,21 @@ def test_a_bad_language_is_a_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
-def test_a_command_whose_extra_is_missing_says_which_to_install() -> None:
-    """A core install (no [serve] extra) asked to serve: one line naming the extra, exit 2."""
-    blocked = "import sys; sys.modules['uvicorn'] = None; sys.modules['fastapi'] = None; "
+@pytest.mark.parametrize(("command", "blocked", "extra", "missing"), [
+    (["serve"], ["uvicorn", "fastapi"], "serve", "uvicorn"),
+    (["batch", str(DEMO), "--out", "unused"], ["ray"], "scale", "ray"),
+])
+def test_a_command_whose_extra_is_missing_says_which_to_install(
+        command: list[str], blocked: list[str], extra: str, missing: str) -> None:
+    """A core install (no [serve] or [scale] extra) asked for what needs it: one line naming the
+    extra, exit 2."""
+    block = f"import sys; sys.modules.update(dict.fromkeys({blocked!r})); "
     result = subprocess.run(
-        [sys.executable, "-c", blocked + "sys.argv = ['moodlens', 'serve']; from moodlens.cli import run; run()"],
+        [sys.executable, "-c", block + f"sys.argv = ['moodlens', *{command!r}]; from moodlens.cli import run; run()"],
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "error: this command needs the [serve] extra: pip install 'moodlens[serve]' (uvicorn is not installed)"]
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: this command needs the [{extra}] extra: pip install 'moodlens[{extra}]' ({missing} is not installed)")
     assert "Traceback" not in result.stderr
 
 

@@ -242,8 +242,6 @@ def batch(
                               highlight=False, soft_wrap=True)
             else:
                 errors.print(f"[{done}/{total}] [bold red]error:[/] {record.error}", highlight=False, soft_wrap=True)
-    except ImportError as err:
-        raise _fail(f"batch needs Ray ({err.name} is missing): pip install 'moodlens[scale]'") from None
     except ConnectionError as err:
         if "AuthToken" in repr(err.__cause__):  # Ray 2.5x+: a cluster whose machine had a token uses it
             raise _fail(f"the Ray cluster at {address} asks for its token: set RAY_AUTH_MODE=token and "
@@ -845,7 +843,7 @@ SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")
 
 
 # What a core install leaves out (pyproject.toml's extras), by the module a command first imports
-EXTRA_OF_MODULE = {"fastapi": "serve", "uvicorn": "serve", "sqlalchemy": "serve", "multipart": "serve",
+EXTRA_OF_MODULE = {"fastapi": "serve", "uvicorn": "serve", "sqlalchemy": "serve", "python_multipart": "serve",
                    "peft": "train", "sklearn": "train", "yaml": "train", "ray": "scale", "boto3": "scale",
                    "psycopg": "scale", "onnx": "export", "torchvision": "multimodal", "pandas": "pandas"}
 
