@@ -203,7 +203,7 @@ def transcribe(
     model, which also translates each utterance to English for the text model.
     """
     options = options or TranscribeOptions()
-    reader = _LanguageReader(options, notes if notes is not None else [])
+    reader = LanguageReader(options, notes if notes is not None else [])
     held: tuple[float, np.ndarray] | None = None
     for offset, samples in iter_audio(path, options.chunk_seconds, notes, damage):
         if held is not None:
@@ -216,7 +216,7 @@ def transcribe(
         yield from reader.read(held[1], held[0])
 
 
-class _LanguageReader:
+class LanguageReader:
     """Reads each chunk of audio in its language: tells it (or takes `options.language`), then
     transcribes with the model for it, and translates what is not English."""
 

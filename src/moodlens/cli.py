@@ -184,6 +184,131 @@ def analyze(
 
 
 @app.command()
+def live(
+    source: Annotated[str, typer.Argument(help=(
+        "What to analyse as it happens: - (media on standard input, e.g. ffmpeg ... -f matroska - | moodlens live -); "
+        "FORMAT:DEVICE (alsa:default, pulse:default, v4l2:/dev/video0, avfoundation:0:0, dshow:video=NAME); "
+        "an rtsp, rtmp, srt, http(s) or HLS URL; or a file (--follow for one still being written)."))],
+    events: Annotated[str | None, typer.Option(
+        help="Write every event as one JSON line, flushed at once, to FILE or - (standard output).")] = None,
+    out: Annotated[str, typer.Option(help="Folder for the Analysis written when the stream ends.")] = ".",
+    format: Formats = "json,csv,srt",
+    name: Annotated[str | None, typer.Option(
+        help="Name of the output files; default: the file's name, else live-DATE-TIME.")] = None,
+    fps: Fps = 2.0,
+    device: Device = "cpu",
+    asr_model: AsrModel = "tiny.en",
+    speakers: Speakers = "auto",
+    modalities: Modalities = "text,face,voice",
+    language: Language = "auto",
+    follow: Annotated[bool, typer.Option(
+        help="A file source: keep reading as it grows, until --stall-timeout.")] = False,
+    stall_timeout: Annotated[float, typer.Option(
+        help="End the stream when nothing arrives for this many seconds.")] = 10.0,
+    open_timeout: Annotated[float, typer.Option(help="Give up when the source says nothing for this long.")] = 15.0,
+    debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
+) -> None:
+    """Analyse a stream as it happens: each utterance is shown (and sent as an event) when its speech
+    ends. Ctrl-C or SIGTERM ends the stream and writes the Analysis; a second Ctrl-C skips the speech
+    still open but keeps everything finalised."""
+    _flat_memory()
+    import datetime as dt
+    import signal
+    from dataclasses import replace
+
+    from moodlens.events import JsonLines
+    from moodlens.live import LiveOptions, end_event, run_live
+    from moodlens.sources import parse_source
+    from moodlens.writers import write
+
+    if debug:
+        logging.getLogger().setLevel(logging.INFO)
+    formats = _formats(format)
+    options = _analyze_options(fps=fps, device=device, asr_model=asr_model, fusion_weights="", text_weights=None,
+                               voice_weights=None, speakers=speakers, modalities=modalities, language=language)
+    if stall_timeout <= 0 or open_timeout <= 0:
+        raise _fail("--stall-timeout and --open-timeout must be positive")
+    try:
+        parsed = parse_source(source, follow=follow)
+    except MoodlensError as err:
+        raise _fail(str(err)) from None
+    view = Console(stderr=True) if events == "-" else console
+    try:
+        sink = JsonLines(events) if events else None
+    except OSError as err:
+        raise _fail(f"{events}: cannot write events ({err.strerror or err})") from None
+
+    def emit(data: dict) -> None:
+        if sink is not None:
+            sink(data)
+        _show_event(view, data)
+
+    presses = [0]
+
+    def on_signal(signum: int, frame: object) -> None:
+        presses[0] += 1
+        if presses[0] == 1:
+            errors.print("stopping: judging the speech still open, then writing the Analysis "
+                         "(Ctrl-C again to skip it)", highlight=False)
+
+    for each in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(each, on_signal)
+    try:
+        analysis = run_live(parsed, LiveOptions(replace(options, media_name=parsed.name)), emit,
+                            interrupted=lambda: presses[0] >= 1, abandoned=lambda: presses[0] >= 2,
+                            open_timeout=open_timeout, stall_timeout=stall_timeout,
+                            ready=lambda: errors.print(f"ready: models loaded, reading {parsed.name}",
+                                                       highlight=False, soft_wrap=True))
+        stem = name or (Path(source).stem if parsed.kind == "file" else
+                        "live-" + dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
+        written = write(analysis, out, formats, name=stem)
+    except MoodlensError as err:
+        raise _fail(str(err)) from None
+    except Exception as err:
+        if debug:
+            raise
+        raise _fail(f"{source}: live analysis failed ({type(err).__name__}: {err}); rerun with --debug") from None
+    end = end_event(analysis, [str(w) for w in written])
+    emit(end)
+    if sink is not None:
+        sink.close()
+    view.print(f"wrote {', '.join(str(w) for w in written)}", highlight=False)
+    if not end["complete"]:
+        errors.print(f"[bold red]error:[/] {source}: {end['reason']}; what was finalised is written",
+                     highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+EMOTION_COLOURS = {"anger": "red", "disgust": "green", "fear": "magenta", "joy": "yellow", "neutral": "white",
+                   "sadness": "blue", "surprise": "cyan"}
+
+
+def _show_event(view: Console, data: dict) -> None:
+    """The live view: one line per finalised utterance, notes, and the speaker relabels."""
+    kind = data["type"]
+    if kind == "utterance":
+        emotion, sentiment = data["emotion"] or {}, data["sentiment"] or {}
+        colour = EMOTION_COLOURS.get(emotion.get("label", ""), "white")
+        view.print(f"[dim]{_clock(data['start'])}-{_clock(data['end'])}[/] [bold]{data['speaker'] or '-'}[/] "
+                   f"[{colour}]{emotion.get('label', '-')} {emotion.get('score', 0):.2f}[/] "
+                   f"{sentiment.get('label', '-')} [dim]({'+'.join(data['modalities_used']) or 'none'})[/] "
+                   f"{escape(data['text'])}", highlight=False, soft_wrap=True)
+    elif kind == "note":
+        view.print(f"[yellow]note:[/] {escape(data['message'])}", highlight=False, soft_wrap=True)
+    elif kind == "start":
+        view.print(f"[bold]live:[/] {escape(data['source'])} (audio: {'yes' if data['has_audio'] else 'no'}, "
+                   f"video: {'yes' if data['has_video'] else 'no'}); Ctrl-C ends it", highlight=False)
+    elif kind == "speakers" and data["changes"]:
+        view.print("speakers found again over the whole stream: " + ", ".join(
+            f"#{c['index']} {c['from']} -> {c['to']}" for c in data["changes"]), highlight=False)
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes):02d}:{rest:04.1f}"
+
+
+@app.command()
 def batch(
     inputs: Annotated[list[str], typer.Argument(
         help="Files, folders, globs, a .txt file listing paths or URIs, or s3://bucket/prefix/.")],

@@ -39,3 +39,12 @@ class TranscriptError(MoodlensError):
 
 class ModelNotFoundError(MoodlensError):
     """No weights could be resolved for a model."""
+
+
+class SourceError(MoodlensError):
+    """A live source that cannot be opened or read: no such device, no answer, not media, stalled."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")

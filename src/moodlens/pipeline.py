@@ -120,27 +120,35 @@ def _analyze(path: str | Path, options: AnalyzeOptions, progress: Progress | Non
         notes.append("no speech detected: the analysis has no utterances")
     if damage.any:
         notes.append(damage.describe())
-    notes = list(dict.fromkeys(notes))  # each pass over a cut file notes the same cut
+    settings = {
+        "asr_model": None if options.transcript else options.asr_model,
+        "transcript": options.transcript,
+        "fps": options.fps,
+        "device": options.device,
+        "fusion": fusion,
+        "speakers": speakers,
+        "turns": {"max_gap": options.turn_gap, "count": len(turns), "segments": len(segments)},
+        "modalities": list(options.modalities),
+        "language": options.language,
+    }
+    media_record = {**asdict(info), "path": options.media_name or info.path, "damage": damage.to_dict()}
+    return build_analysis(media_record, settings, modalities, results, notes, heard,
+                          named=[u.speaker for u in utterances if u.speaker])
 
+
+def build_analysis(media: dict[str, object], settings: dict[str, object], modalities: dict[str, ModalityInfo],
+                   results: list[UtteranceResult], notes: list[str], language: dict[str, object],
+                   named: list[str] | None = None) -> Analysis:
+    """The Analysis of judged utterances, with its summaries (`named`: a transcript's speaker names)."""
     return Analysis(
-        media={**asdict(info), "path": options.media_name or info.path, "damage": damage.to_dict()},
-        settings={
-            "asr_model": None if options.transcript else options.asr_model,
-            "transcript": options.transcript,
-            "fps": options.fps,
-            "device": options.device,
-            "fusion": fusion,
-            "speakers": speakers,
-            "turns": {"max_gap": options.turn_gap, "count": len(turns), "segments": len(segments)},
-            "modalities": list(options.modalities),
-            "language": options.language,
-        },
+        media=media,
+        settings=settings,
         modalities=modalities,
         utterances=results,
         summary=summarize(results),
-        speakers=summarize_speakers(results, [u.speaker for u in utterances if u.speaker]),
-        notes=notes,
-        language=heard,
+        speakers=summarize_speakers(results, named or []),
+        notes=list(dict.fromkeys(notes)),  # each pass over a cut file notes the same cut
+        language=language,
         moodlens_version=__version__,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
@@ -255,10 +263,15 @@ def _utterances(
             notes.append(f"language: told as {guess.code} with probability {guess.probability:.2f} only (unclear "
                          "speech, or a language Whisper does not know); set --language if it is wrong")
     report("utterances", 1.0)
+    return found, language_record(found, guess, options.language)
+
+
+def language_record(found: list[Utterance], guess: LanguageGuess, language: str) -> dict[str, object]:
+    """Analysis.language: the language told (or given by `language`) and the seconds heard in each."""
     seconds: dict[str, float] = {}
     for u in found:
         if u.language:
             seconds[u.language] = round(seconds.get(u.language, 0.0) + u.duration, 3)
-    given = options.language != AUTO
-    return found, {"code": guess.code, "probability": None if given else guess.probability, "given": given,
-                   "reason": guess.reason, "languages": seconds}
+    given = language != AUTO
+    return {"code": guess.code, "probability": None if given else guess.probability, "given": given,
+            "reason": guess.reason, "languages": seconds}

@@ -252,3 +252,26 @@ def gather_evidence(utterances: Sequence[Utterance], tracks: Sequence[str | None
 
 def _unit(vector: np.ndarray) -> np.ndarray:
     return vector / max(float(np.linalg.norm(vector)), 1e-9)
+
+
+class OnlineSpeakers:
+    """Speakers named as each utterance ends, for a live stream: the nearest voice heard so far, if
+    within `threshold` (cosine distance to its running mean), else a new one (at most `count`, when
+    forced). `diarize` over the whole stream, when it ends, has the last word."""
+
+    def __init__(self, count: int | None = None, threshold: float = DISTANCE_THRESHOLD) -> None:
+        self.count, self.threshold = count, threshold
+        self.sums: list[np.ndarray] = []  # per speaker, the sum of its unit embeddings
+
+    def assign(self, embedding: np.ndarray | None) -> str:
+        """S<n> for a voice embedding; `unknown` for none (too short to tell)."""
+        if embedding is None:
+            return UNKNOWN
+        if self.sums:
+            similarity = [float(_unit(total) @ embedding) for total in self.sums]
+            best = int(np.argmax(similarity))
+            if 1.0 - similarity[best] <= self.threshold or (self.count is not None and len(self.sums) >= self.count):
+                self.sums[best] = self.sums[best] + embedding
+                return f"S{best + 1}"
+        self.sums.append(np.asarray(embedding, dtype=np.float64).copy())
+        return f"S{len(self.sums)}"

@@ -55,10 +55,10 @@ def group_turns(segments: Sequence[Utterance], max_gap: float = TURN_GAP_SECONDS
                 groups[-1].append(i)
                 continue
         groups.append([i])
-    return [Turn(k, tuple(g), _joined([segments[i] for i in g])) for k, g in enumerate(groups)]
+    return [Turn(k, tuple(g), join_segments([segments[i] for i in g])) for k, g in enumerate(groups)]
 
 
-def _joined(parts: Sequence[Utterance]) -> Utterance:
+def join_segments(parts: Sequence[Utterance]) -> Utterance:
     if len(parts) == 1:
         return parts[0]
     text = " ".join(p.text.strip() for p in parts if p.text.strip())

@@ -46,6 +46,14 @@ class FrameFaces:
     probabilities: list[np.ndarray]
 
 
+def read_faces(time: float, image: np.ndarray, tracker: FaceTracker, detector: FaceDetector,
+               model: FaceModel) -> FrameFaces:
+    """One frame's clear faces, carried on from the tracker's earlier frames, and each one read."""
+    faces = tracker.update(image, detector.detect(image))
+    probabilities = model.predict([crop_face(image, f.box) for f in faces]) if faces else []
+    return FrameFaces(time, faces, list(probabilities))
+
+
 class FrameReader:
     """The face pass over one file's sampled frames, in time order. It can be started on a
     thread of its own before the utterances are known, reading every frame, and resumed by
@@ -70,9 +78,7 @@ class FrameReader:
             if frame.time > self.until:
                 return None
             if self.wanted(frame.time):
-                faces = self.tracker.update(frame.image, self.detector.detect(frame.image))
-                probabilities = self.model.predict([crop_face(frame.image, f.box) for f in faces]) if faces else []
-                return FrameFaces(frame.time, faces, list(probabilities))
+                return read_faces(frame.time, frame.image, self.tracker, self.detector, self.model)
         return None
 
     def read_until(self, stop: threading.Event) -> None:
@@ -152,7 +158,7 @@ class FaceExpert:
             media.notes.extend(reader.notes)
             media.damage.merge(reader.damage)
         media.report(self.name, 1.0)
-        return finished(self.describe(), self._results(read, utterances, media.options),
+        return finished(self.describe(), self.judge(read, utterances, media.options),
                         "no face found in the sampled frames")
 
     def _read(self, reader: FrameReader, media: MediaContext, utterances: Sequence[Utterance]) -> list[FrameFaces]:
@@ -175,8 +181,9 @@ class FaceExpert:
         return read
 
     @staticmethod
-    def _results(read: list[FrameFaces], utterances: Sequence[Utterance], options: AnalyzeOptions
-                 ) -> list[ModalityResult | None]:
+    def judge(read: Sequence[FrameFaces], utterances: Sequence[Utterance], options: AnalyzeOptions
+              ) -> list[ModalityResult | None]:
+        """Each utterance's face result, from the frames read around it (in time order)."""
         times = [frame.time for frame in read]
         half = 0.5 / options.fps
         results: list[ModalityResult | None] = [None] * len(utterances)

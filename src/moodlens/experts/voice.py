@@ -4,7 +4,7 @@ mean+std pooled, centred per file, and a linear head trained on acted emotional 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
@@ -63,40 +63,52 @@ class VoiceExpert:
         results: list[ModalityResult | None] = [None] * len(utterances)
         spans = [(u.start, u.end) for u in utterances]
         chunks = iter_audio(media.info.path, 60.0, media.notes, media.damage)
-        voiced: list[int] = []
-
-        def audible() -> Iterator[tuple[int, np.ndarray]]:
-            for i, samples in utterance_audio(chunks, spans, seconds=MAX_CLIP_SECONDS):
-                seconds = samples.size / SAMPLE_RATE
-                if seconds < MIN_CLIP_SECONDS:
-                    results[i] = _skipped(f"too short ({seconds:.2f} s < {MIN_CLIP_SECONDS} s)", seconds)
-                elif float(np.sqrt(np.mean(np.square(samples)))) < SILENCE_RMS:
-                    results[i] = _skipped("silent (below -50 dBFS)", seconds)
-                else:
-                    voiced.append(i)
-                    yield i, samples
-
         features: dict[int, np.ndarray] = {}
-        for i, feature in self.encoder.pooled(audible()):
-            features[i] = feature
-            media.report(self.name, min(1.0, utterances[i].end / max(media.info.duration, 1e-6)))
-        if features:
-            order = sorted(features)
-            stacked = np.stack([features[i] for i in order])
-            probabilities = self.head.predict(stacked)  # centred per file
-            atypical = self.head.atypicality(stacked)
-            for row, i in enumerate(order):
-                emotion = full_distribution(self.head.config.classes, probabilities[row], EMOTIONS)
-                results[i] = ModalityResult(
-                    Prediction.from_probabilities(EMOTIONS, emotion),
-                    Prediction.from_probabilities(SENTIMENTS, sentiment_from_emotion(emotion)),
-                    coverage=1.0,
-                    detail={"seconds_read": round(min(utterances[i].duration, MAX_CLIP_SECONDS), 3),
-                            ATYPICALITY: round(float(atypical[row]), 4),
-                            "classes": list(self.head.config.classes),
-                            "sentiment_from": "emotion, via P(sentiment | emotion) on MELD train"})
+        for i, samples in utterance_audio(chunks, spans, seconds=MAX_CLIP_SECONDS):
+            results[i] = self.inaudible(samples)
+            if results[i] is None:
+                features[i] = self.features(samples)
+                media.report(self.name, min(1.0, utterances[i].end / max(media.info.duration, 1e-6)))
+        order = sorted(features)
+        for i, result in zip(order, self.judge([features[i] for i in order],
+                                               [utterances[i].duration for i in order]), strict=True):
+            results[i] = result
         media.report(self.name, 1.0)
         return finished(self.describe(), results, "no utterance long and loud enough for the voice")
+
+    @staticmethod
+    def inaudible(samples: np.ndarray) -> ModalityResult | None:
+        """A skipped result for a clip too short or too quiet for the voice; None where it can be heard."""
+        seconds = samples.size / SAMPLE_RATE
+        if seconds < MIN_CLIP_SECONDS:
+            return _skipped(f"too short ({seconds:.2f} s < {MIN_CLIP_SECONDS} s)", seconds)
+        if float(np.sqrt(np.mean(np.square(samples)))) < SILENCE_RMS:
+            return _skipped("silent (below -50 dBFS)", seconds)
+        return None
+
+    def features(self, samples: np.ndarray) -> np.ndarray:
+        """The pooled encoder states of one clip (at most MAX_CLIP_SECONDS of it)."""
+        return next(iter(self.encoder.pooled([(0, samples)])))[1]
+
+    def judge(self, features: Sequence[np.ndarray], seconds: Sequence[float]) -> list[ModalityResult]:
+        """Results for the clips of ONE file or stream, whose features are centred together."""
+        if not len(features):
+            return []
+        stacked = np.stack(features)
+        probabilities = self.head.predict(stacked)
+        atypical = self.head.atypicality(stacked)
+        results = []
+        for row in range(len(stacked)):
+            emotion = full_distribution(self.head.config.classes, probabilities[row], EMOTIONS)
+            results.append(ModalityResult(
+                Prediction.from_probabilities(EMOTIONS, emotion),
+                Prediction.from_probabilities(SENTIMENTS, sentiment_from_emotion(emotion)),
+                coverage=1.0,
+                detail={"seconds_read": round(min(seconds[row], MAX_CLIP_SECONDS), 3),
+                        ATYPICALITY: round(float(atypical[row]), 4),
+                        "classes": list(self.head.config.classes),
+                        "sentiment_from": "emotion, via P(sentiment | emotion) on MELD train"}))
+        return results
 
 
 def _skipped(reason: str, seconds: float) -> ModalityResult:

@@ -1,0 +1,186 @@
+"""`moodlens live`: a real process fed a recording at real-time pace on standard input, and the
+in-process session it runs on. Assertions are on properties, never on ASR text."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+
+from moodlens.analysis import validate
+from moodlens.events import validate_event
+from moodlens.live import AudioRing
+from moodlens.media import read_audio
+from moodlens.sources import replay
+from tests.conftest import DEMO
+from tests.media_factory import write_media
+
+
+@dataclass
+class Live:
+    process: subprocess.Popen
+    events: list[tuple[float, dict]] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+    last_sent: float = 0.0
+
+
+def start_live(out: Path, *options: str) -> Live:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moodlens.cli", "live", "-", "--events", "-", "--out", str(out),
+         "--format", "json,csv", "--name", "stream", *options],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+    live = Live(process)
+
+    def read_events() -> None:
+        for line in process.stdout:
+            live.events.append((time.monotonic(), json.loads(line)))
+
+    def read_errors() -> None:
+        for line in process.stderr:
+            live.stderr.append(line)
+
+    threading.Thread(target=read_events, daemon=True).start()
+    threading.Thread(target=read_errors, daemon=True).start()
+    deadline = time.monotonic() + 180
+    while not any(line.startswith("ready") for line in live.stderr):
+        assert process.poll() is None, "".join(live.stderr)
+        assert time.monotonic() < deadline, "models did not load in 3 minutes"
+        time.sleep(0.1)
+    return live
+
+
+def feed(live: Live, media: Path, speed: float = 1.0) -> threading.Thread:
+    def send() -> None:
+        def sent(at: float, wall: float) -> None:
+            live.last_sent = wall
+
+        try:
+            replay(str(media), live.process.stdin.buffer, speed, sent=sent)
+        except Exception:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                live.process.stdin.close()
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread
+
+
+def of_type(live: Live, kind: str) -> list[dict]:
+    return [e for _, e in live.events if e["type"] == kind]
+
+
+def test_events_arrive_while_the_stream_runs_and_the_saved_analysis_holds_them(tmp_path: Path) -> None:
+    live = start_live(tmp_path)
+    feed(live, DEMO, speed=1.0).join(timeout=120)
+    assert live.process.wait(timeout=120) == 0, "".join(live.stderr)
+    time.sleep(0.2)
+    for _, data in live.events:
+        validate_event(data)
+    kinds = [e["type"] for _, e in live.events]
+    assert kinds[0] == "start" and kinds[-1] == "end" and "face" in kinds
+    utterances = of_type(live, "utterance")
+    assert len(utterances) >= 3
+    # the first utterance is out long before the stream ends: it is judged live, not at the end
+    first_arrival = next(wall for wall, e in live.events if e["type"] == "utterance")
+    assert first_arrival < live.last_sent - 5
+    assert [u["index"] for u in utterances] == list(range(len(utterances)))
+    assert all(u["end"] > u["start"] and u["text"] for u in utterances)
+    assert all(set(u["modalities_used"]) == {"text", "face", "voice"} for u in utterances[:-1])
+    end = of_type(live, "end")[0]
+    assert end["complete"] and end["reason"] == "end of stream" and end["utterances"] == len(utterances)
+    assert end["written"] and all(Path(p).is_file() for p in end["written"])
+
+    saved = json.loads((tmp_path / "stream.analysis.json").read_text(encoding="utf-8"))
+    validate(saved)
+    assert [(u["start"], u["end"], u["text"]) for u in saved["utterances"]] == [
+        (u["start"], u["end"], u["text"]) for u in utterances]
+    assert [u["emotion"]["probabilities"] for u in saved["utterances"]] == [
+        u["emotion"]["probabilities"] for u in utterances]
+    relabelled = {c["index"]: c["to"] for c in of_type(live, "speakers")[0]["changes"]}
+    assert [u["speaker"] for u in saved["utterances"]] == [
+        relabelled.get(u["index"], u["speaker"]) for u in utterances]
+    assert saved["settings"]["live"]["complete"] and saved["media"]["path"] == "standard input"
+    assert (tmp_path / "stream.utterances.csv").is_file()
+
+
+def test_sigterm_mid_stream_keeps_what_was_finalised_and_exits(tmp_path: Path) -> None:
+    live = start_live(tmp_path, "--modalities", "text,voice")
+    feed(live, DEMO, speed=1.0)
+    deadline = time.monotonic() + 60
+    while not of_type(live, "utterance"):
+        assert time.monotonic() < deadline and live.process.poll() is None, "".join(live.stderr)
+        time.sleep(0.1)
+    live.process.send_signal(signal.SIGTERM)
+    assert live.process.wait(timeout=60) == 0, "".join(live.stderr)
+    time.sleep(0.2)
+    end = of_type(live, "end")[0]
+    assert end["reason"] == "interrupted" and end["complete"]
+    saved = json.loads((tmp_path / "stream.analysis.json").read_text(encoding="utf-8"))
+    assert len(saved["utterances"]) >= len(of_type(live, "utterance")) >= 1
+    assert saved["modalities"]["face"]["reason"].startswith("turned off")
+    assert "Traceback" not in "".join(live.stderr)
+
+
+def test_garbage_on_standard_input_is_a_one_line_error(tmp_path: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "moodlens.cli", "live", "-", "--out", str(tmp_path),
+                             "--modalities", "text"], input=np.random.default_rng(0).bytes(300_000),
+                            capture_output=True, timeout=180, check=False)
+    stderr = result.stderr.decode()
+    assert result.returncode == 2, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("error")]
+    assert errors == ["error: standard input: not a media stream (Invalid data found when processing input)"]
+    assert "Traceback" not in stderr and not list(tmp_path.iterdir())
+
+
+def test_audio_only_and_video_only_streams_work_with_what_there_is(tmp_path: Path) -> None:
+    audio_only = write_media(tmp_path / "voice.mkv", seconds=8.0, video_codec=None,
+                             audio=read_audio(DEMO)[: 16_000 * 8])
+    live = start_live(tmp_path / "a")
+    feed(live, audio_only, speed=0).join(timeout=60)
+    assert live.process.wait(timeout=120) == 0, "".join(live.stderr)
+    time.sleep(0.2)
+    start = of_type(live, "start")[0]
+    assert start["has_audio"] and not start["has_video"]
+    assert any("no video stream" in n["message"] for n in of_type(live, "note"))
+    assert of_type(live, "utterance") and all("face" not in u["modalities_used"] for u in of_type(live, "utterance"))
+
+    video_only = write_media(tmp_path / "face.mkv", seconds=3.0, audio_codec=None)
+    silent = subprocess.run([sys.executable, "-m", "moodlens.cli", "live", "-", "--out", str(tmp_path / "v"),
+                             "--events", str(tmp_path / "v.jsonl"), "--name", "v"],
+                            input=video_only.read_bytes(), capture_output=True, timeout=180, check=False)
+    assert silent.returncode == 0, silent.stderr.decode()
+    events = [json.loads(line) for line in (tmp_path / "v.jsonl").read_text().splitlines()]
+    assert any(e["type"] == "face" for e in events) and not any(e["type"] == "utterance" for e in events)
+    assert any("no audio stream" in e["message"] for e in events if e["type"] == "note")
+    saved = json.loads((tmp_path / "v" / "v.analysis.json").read_text(encoding="utf-8"))
+    assert saved["utterances"] == [] and not saved["media"]["has_audio"]
+
+
+def test_an_event_that_breaks_the_schema_is_caught() -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        validate_event({"type": "utterance", "schema_version": "1.0", "index": 0, "start": 1.0})
+    with pytest.raises(jsonschema.ValidationError):
+        validate_event({"type": "tea", "schema_version": "1.0"})
+
+
+def test_the_audio_ring_keeps_the_last_seconds_in_order() -> None:
+    ring = AudioRing(1.0)
+    signal_ = np.arange(40_000, dtype=np.float32)
+    for start in range(0, signal_.size, 3_000):
+        ring.append(signal_[start:start + 3_000])
+    assert ring.total == 40_000
+    assert np.array_equal(ring.read(30_000, 40_000), signal_[30_000:40_000])
+    assert np.array_equal(ring.read(0, 30_000), signal_[24_000:30_000])  # older samples are gone
+    assert ring.read(40_000, 41_000).size == 0
