@@ -939,12 +939,16 @@ def serve(
                                                 help="If set, every /v1 call needs the header X-API-Key.")] = None,
     job_timeout: Annotated[float, typer.Option(min=1, help="Seconds one analysis may run before it fails.")] = (
         3600.0),
+    max_live_sessions: Annotated[int, typer.Option(
+        min=0, help="Live sessions (/v1/live, the Live page) at once; past it, 503 with Retry-After.")] = 2,
     model_dir: Annotated[Path | None, typer.Option(
         envvar="SM_MODEL_DIR", help="text.safetensors, voice.safetensors, face.safetensors or bundle/ here replace "
                                     "the packaged models; default: /opt/ml/model where it exists (SageMaker).")] = None,
 ) -> None:
     """Web service and upload page: POST /v1/analyses, GET /v1/analyses/{id} and its /result, /docs;
     and the SageMaker contract: GET /ping, POST /invocations."""
+    import contextlib
+
     import uvicorn
 
     from moodlens.server import ServerSettings, create_app
@@ -952,7 +956,8 @@ def serve(
     if model_dir is None and SAGEMAKER_MODEL_DIR.is_dir():
         model_dir = SAGEMAKER_MODEL_DIR
     settings = ServerSettings(data_dir=data_dir, database_url=database_url, max_upload_mb=max_upload_mb,
-                              workers=workers, api_key=api_key, job_timeout=job_timeout, model_dir=model_dir)
+                              workers=workers, api_key=api_key, job_timeout=job_timeout, model_dir=model_dir,
+                              max_live_sessions=max_live_sessions)
     try:
         application = create_app(settings)
     except Exception as err:  # a bad --database-url or an unwritable --data-dir
@@ -961,7 +966,18 @@ def serve(
                   highlight=False)
     # h11 buffers a request's head until it is complete: bound that buffer (the app itself
     # answers 431 above 64 KB of headers)
-    uvicorn.run(application, host=host, port=port, log_level="warning", h11_max_incomplete_event_size=2**20)
+    config = uvicorn.Config(application, host=host, port=port, log_level="warning",
+                            h11_max_incomplete_event_size=2**20)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list | None = None) -> None:
+            # live sessions are ended, stored and told why before uvicorn closes their sockets
+            # (it would close them at once, with no last message)
+            with contextlib.suppress(Exception):
+                await application.state.live.close_all("the server is shutting down")
+            await super().shutdown(sockets)
+
+    Server(config).run()
 
 
 SAGEMAKER_MODEL_DIR = Path("/opt/ml/model")

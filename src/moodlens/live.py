@@ -16,6 +16,7 @@ joins segments into a turn in a file, so a live utterance is a turn (turns.py), 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -76,6 +77,9 @@ class LiveModels:
                                      split_sentences=False)
         load_asr_model(self.asr)
         self.notes: list[str] = []
+        # Sessions of one server share these models: one judges at a time (each call uses every
+        # core anyway, and a Hugging Face tokenizer must not be entered from two threads at once).
+        self.lock = threading.Lock()
         self.speaker_encoder: SpeakerEncoder | None = None
         if options.diarize:
             try:
@@ -182,7 +186,8 @@ class LiveSession:
         face = self.models.experts.get("face")
         if not isinstance(face, FaceExpert):
             return
-        read = read_faces(frame.time, frame.image, self.tracker, face.detector, face.model)
+        with self.models.lock:
+            read = read_faces(frame.time, frame.image, self.tracker, face.detector, face.model)
         self.frames.append(read)
         while self.frames and self.frames[0].time < frame.time - FRAME_SECONDS:
             self.frames.popleft()
@@ -200,10 +205,15 @@ class LiveSession:
         """Judge a span offered early, and keep the judgement; commit it when the span closes as
         it was, else judge the closed span afresh (speech came back within the pause)."""
         if not span.final:
-            self.early = (span, self._prepare(span))
+            with self.models.lock:
+                self.early = (span, self._prepare(span))
             return
         early, self.early = self.early, None
-        prepared = early[1] if early is not None and early[0].same(span) else self._prepare(span)
+        if early is not None and early[0].same(span):
+            prepared = early[1]
+        else:
+            with self.models.lock:
+                prepared = self._prepare(span)
         if prepared is not None:
             self._commit(prepared)
 

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import av
 import av.error
@@ -47,6 +47,7 @@ class Source:
     format: str | None
     kind: str  # device, network, stdin or file
     options: dict[str, str] = field(default_factory=dict)
+    stream: Any = None  # a file object to read instead of `url` (a WebSocket's WebM, say)
 
     @property
     def waits(self) -> bool:
@@ -179,7 +180,8 @@ class SourceReader:
         if source.kind == "network":
             options.setdefault("rw_timeout", str(int(self.stall_timeout * 1e6)))
         try:
-            container = av.open(source.url, mode="r", format=source.format, options=options,
+            target = source.stream if source.stream is not None else source.url
+            container = av.open(target, mode="r", format=source.format, options=options,
                                 timeout=(self.open_timeout, self.stall_timeout) if source.kind == "network" else None,
                                 metadata_errors="ignore")
         except av.error.FileNotFoundError:

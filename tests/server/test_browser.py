@@ -97,3 +97,67 @@ def test_upload_wait_click_seek_screenshot(served: str, meld_clips: list[dict]) 
         assert page.locator("table.speakers tr").count() == 1 + len([n for n in lanes if n not in ("unknown", "all")])
         page.screenshot(path=str(ARTIFACTS / "result-page.png"), full_page=True)
         browser.close()
+
+
+def fake_capture(folder: Path) -> tuple[Path, Path]:
+    """The demo as Chromium's fake microphone (WAV) and camera (Y4M)."""
+    import av
+    import numpy as np
+
+    from moodlens.media import read_audio, sample_frames
+    from tests.conftest import DEMO
+
+    wav, y4m = folder / "demo.wav", folder / "demo.y4m"
+    samples = (np.clip(read_audio(DEMO), -1, 1) * 32767).astype(np.int16)
+    with av.open(str(wav), "w", format="wav") as out:
+        stream = out.add_stream("pcm_s16le", rate=16000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(samples[None], format="s16", layout="mono")
+        frame.sample_rate = 16000
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    with av.open(str(y4m), "w", format="yuv4mpegpipe") as out:
+        stream = out.add_stream("rawvideo", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        for still in sample_frames(DEMO, 10.0, 640):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(still.image, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return wav, y4m
+
+
+def test_the_live_page_shows_utterances_as_they_come_and_keeps_the_job(served: str, tmp_path: Path) -> None:
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    wav, y4m = fake_capture(tmp_path)
+    flags = [*FLAGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-audio-capture={wav}", f"--use-file-for-fake-video-capture={y4m}"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=flags)
+        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        page.goto(f"{served}/live")
+        page.click("#start")
+        page.wait_for_selector("body[data-live='1']", timeout=30_000)
+        # utterances appear, each with its emotion, while the stream runs
+        judged = "document.querySelectorAll('.utterance[data-emotion]:not([data-emotion=\"\"])').length >= 2"
+        page.wait_for_function(judged, timeout=90_000)
+        assert page.locator("body[data-live='1']").count() == 1  # still live: they came before the end
+        page.wait_for_selector("#facebox[data-emotion]", state="attached", timeout=30_000)
+        assert page.locator(".lane").count() >= 1
+        shown = page.locator(".utterance").count()
+        page.click("#stop")
+        link = page.wait_for_selector("#result-link", timeout=60_000)
+        job_page = link.get_attribute("href")
+        page.screenshot(path=str(ARTIFACTS / "live-page.png"), full_page=True)
+        browser.close()
+    job_id = job_page.rsplit("/", 1)[-1]
+    job = json.loads(urllib.request.urlopen(f"{served}/v1/analyses/{job_id}", timeout=10).read())
+    assert job["status"] == "done" and job["stage"] == "done", job
+    result = json.loads(urllib.request.urlopen(f"{served}/v1/analyses/{job_id}/result", timeout=10).read())
+    assert len(result["utterances"]) >= shown and result["settings"]["live"]["complete"]
+    assert result["media"]["has_video"] and "face" in result["settings"]["modalities"]

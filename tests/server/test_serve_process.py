@@ -27,8 +27,8 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, data: Path) -> None:
-        self.data = data
+    def __init__(self, data: Path, *options: str) -> None:
+        self.data, self.options = data, options
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -37,7 +37,8 @@ class Server:
         """Start and wait until /healthz says ready; returns the seconds that took."""
         started = time.monotonic()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "moodlens.cli", "serve", "--port", str(self.port), "--data-dir", str(self.data)],
+            [sys.executable, "-m", "moodlens.cli", "serve", "--port", str(self.port), "--data-dir", str(self.data),
+             *self.options],
             env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from python_multipart.multipart import parse_options_header
@@ -26,6 +26,7 @@ from starlette.requests import ClientDisconnect
 from moodlens.errors import MoodlensError
 from moodlens.options import AnalyzeOptions
 from moodlens.server.jobs import JobStore
+from moodlens.server.live import LiveHub
 from moodlens.server.uploads import MAX_FORM_FIELDS, StreamedUpload, UploadError, clean_filename, job_fields, suffix
 from moodlens.server.worker import JOB_ID, JOB_OPTIONS, RESULT_NAME, AnalysisWorkers, job_folder, media_file
 from moodlens.writers import page
@@ -68,6 +69,7 @@ class ServerSettings:
     max_attempts: int = 3  # a job whose worker dies is tried this often, then fails
     warm: bool = True  # load the models when the workers start, not on the first job
     model_dir: Path | None = None  # SageMaker's SM_MODEL_DIR: the models in it replace the packaged ones
+    max_live_sessions: int = 2  # /v1/live sessions at once (bench/live_latency.py: what 2 cores hold); 0: none
 
     @property
     def url(self) -> str:
@@ -101,18 +103,24 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
                               settings.max_attempts, warm=settings.warm and start_workers,
                               options=settings.analyze_options())
 
+    live = LiveHub(store, settings.data_dir, settings.analyze_options(), settings.max_live_sessions)
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         store.requeue_running(settings.max_attempts)  # a crash left them half done; they start again
+        live.end_orphans()
         if start_workers:
             workers.start()
+            if settings.warm:
+                live.warm()
         yield
+        await live.close_all("the server is shutting down")
         if start_workers:
             workers.stop()
 
     app = FastAPI(title="moodlens", version="1", lifespan=lifespan,
                   description="How a video feels: upload it, poll the job, fetch the Analysis.")
-    app.state.store, app.state.workers, app.state.settings = store, workers, settings
+    app.state.store, app.state.workers, app.state.settings, app.state.live = store, workers, settings, live
     app.add_middleware(HeaderLimit)
 
     def require_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
@@ -325,9 +333,19 @@ def create_app(settings: ServerSettings | None = None, start_workers: bool = Tru
         shutil.rmtree(job_folder(settings.data_dir, job_id), ignore_errors=True)
         return Response(status_code=204)
 
+    @app.websocket("/v1/live")
+    async def live_session(websocket: WebSocket) -> None:
+        """A live session (docs/live.md): audio and camera frames in, the events of `moodlens live` out,
+        stored as a job when it ends. 503 with Retry-After past --max-live-sessions."""
+        await live.serve(websocket, settings.api_key, _same)
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def upload_page() -> str:
         return (STATIC / "index.html").read_text(encoding="utf-8")
+
+    @app.get("/live", response_class=HTMLResponse, include_in_schema=False)
+    def live_page() -> str:
+        return (STATIC / "live.html").read_text(encoding="utf-8")
 
     @app.get("/analyses/{job_id}", response_class=HTMLResponse, include_in_schema=False)
     def result_page(job_id: str) -> str:

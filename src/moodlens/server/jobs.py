@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 STATUSES = ("queued", "running", "done", "failed")
+LIVE = "live"  # the stage of a running live session (server/live.py)
 
 
 class Base(DeclarativeBase):
@@ -88,9 +89,12 @@ class JobStore:
         Base.metadata.create_all(self.engine)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
 
-    def create(self, filename: str, size_bytes: int, job_id: str | None = None) -> Job:
+    def create(self, filename: str, size_bytes: int, job_id: str | None = None, status: str = "queued",
+               stage: str | None = None) -> Job:
+        """A new job: `queued` for the workers, or `running` at `stage` LIVE for a live session,
+        which the workers never claim."""
         now = _now()
-        row = JobRow(id=job_id or uuid.uuid4().hex, status="queued", stage=None, progress=0.0, error=None,
+        row = JobRow(id=job_id or uuid.uuid4().hex, status=status, stage=stage, progress=0.0, error=None,
                      filename=filename[:255], size_bytes=size_bytes, attempts=0, created_at=now, updated_at=now)
         with self.session.begin() as s:
             s.add(row)
@@ -131,11 +135,12 @@ class JobStore:
             s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "running")
                       .values(stage=stage, progress=progress, updated_at=_now()))
 
-    def finish(self, job_id: str, error: str | None = None) -> None:
-        """A running job ends `done`, or `failed` with its one-line reason. Only once."""
+    def finish(self, job_id: str, error: str | None = None, stage: str = "done") -> None:
+        """A running job ends `done` (at `stage`: "cut off" for a live session that did not end
+        cleanly), or `failed` with its one-line reason. Only once."""
         with self.session.begin() as s:
             s.execute(update(JobRow).where(JobRow.id == job_id, JobRow.status == "running").values(
-                status="failed" if error else "done", stage=None if error else "done",
+                status="failed" if error else "done", stage=None if error else stage,
                 progress=1.0 if error is None else JobRow.progress, error=error, updated_at=_now()))
 
     def retry(self, job_id: str, max_attempts: int, reason: str) -> bool:
@@ -145,9 +150,15 @@ class JobStore:
 
     def requeue_running(self, max_attempts: int = 3) -> int:
         """Jobs a crash or restart left `running` go back to the queue (or fail, past
-        `max_attempts`); returns how many were queued again."""
-        return self._retry(JobRow.id.is_not(None), max_attempts,
+        `max_attempts`); returns how many were queued again. Live sessions are not: see end_live."""
+        return self._retry(JobRow.stage.is_distinct_from(LIVE), max_attempts,
                            "interrupted while running (server restart or worker crash)")
+
+    def end_live(self, reason: str) -> int:
+        """Live sessions a crash left `running` fail with `reason`: their stream is gone."""
+        with self.session.begin() as s:
+            return s.execute(update(JobRow).where(JobRow.status == "running", JobRow.stage == LIVE).values(
+                status="failed", stage=None, error=reason, updated_at=_now())).rowcount
 
     def _retry(self, which: Any, max_attempts: int, reason: str) -> int:
         running = (which, JobRow.status == "running")
