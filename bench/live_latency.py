@@ -1,19 +1,23 @@
-"""Latency of `moodlens live -`: a recording fed at real-time pace on standard input.
+"""Latency of live analysis: a recording fed at real-time pace to `moodlens live -` on standard
+input, or to `moodlens serve`'s /v1/live WebSocket.
 
-    .venv/bin/python bench/live_latency.py [--minutes 1] [--sessions 1 2] [--bf16 auto 0]
-        [--speed 1] [--modalities text,face,voice] [--media examples/demo.mp4]
+    .venv/bin/python bench/live_latency.py [--via stdin websocket] [--minutes 1] [--sessions 1 2]
+        [--bf16 auto 0] [--speed 1] [--modalities text,face,voice] [--media examples/demo.mp4]
 
 The media (the demo by default, repeated to fill --minutes) is remuxed to MPEG-TS and written to
 the process's standard input packet by packet, each at the moment its decoding time comes round
 (moodlens.sources.replay). Per utterance, the latency is the wall time from the moment its last
 audio sample was sent (its `end` in media time, after the stream's first packet) to the moment
 its `utterance` event arrived on standard output. The stream starts only once the process says
-its models are loaded.
+its models are loaded. Over the WebSocket, the client sends 16 kHz PCM in 0.1 s pieces and a JPEG
+frame every 0.4 s, as the Live page does, and the latency runs from the moment the piece holding
+the utterance's last sample was sent.
 
 It prints, per configuration: p50, p95 and max latency; the mean latency over the first and the
 last minute (the lag must not grow); how long after the last packet the `end` event came; and
 the process's peak memory by 1, 10 and 30 minutes of media. --sessions N runs N processes at once,
-each fed its own stream, with the cores split between them (MOODLENS_THREADS), as a server would:
+each fed its own stream, with the cores split between them (MOODLENS_THREADS); over the WebSocket,
+N sessions of one server, which judges one utterance at a time:
 the largest N that keeps p50 <= 1.0 s and p95 <= 2.0 s is how many live sessions the machine holds.
 --speed 4 feeds four times faster than real time: for the memory curve of a long stream, not latency.
 """
@@ -21,6 +25,7 @@ the largest N that keeps p50 <= 1.0 s and p95 <= 2.0 s is how many live sessions
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -147,6 +152,103 @@ def run(media: Path, minutes: float, sessions: int, bf16: str, speed: float, mod
     return [_measure(s, speed) for s in running]
 
 
+def run_websocket(media: Path, minutes: float, sessions: int, bf16: str, speed: float, modalities: str) -> list[dict]:
+    """N WebSocket sessions of one `moodlens serve` process, each sent the media's audio and frames."""
+    import asyncio
+
+    import cv2
+    import httpx
+    import numpy as np
+    import websockets
+
+    from moodlens.media import read_audio, sample_frames
+
+    audio = (np.clip(read_audio(media), -1, 1) * 32767).astype("<i2")
+    frames = [(f.time, cv2.imencode(".jpg", f.image[:, :, ::-1])[1].tobytes()) for f in sample_frames(media, 2.5, 640)]
+    length = audio.size / 16000
+    repeat = max(1, math.ceil(minutes * 60 / length))
+    env = {**os.environ}
+    if bf16 != "auto":
+        env["MOODLENS_BF16"] = bf16
+    with tempfile.TemporaryDirectory() as tmp:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        command = [sys.executable, "-m", "moodlens.cli", "serve", "--port", str(port), "--data-dir", tmp,
+                   "--max-live-sessions", str(sessions)]
+        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"ws://127.0.0.1:{port}/v1/live"
+        try:
+            for _ in range(600):
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()["ready"]:
+                        break
+                except (httpx.HTTPError, ValueError):
+                    time.sleep(0.5)
+            running = [Session(server) for _ in range(sessions)]
+
+            async def one(session: Session, warm_only: bool = False) -> None:
+                async with websockets.connect(url, max_size=None) as ws:
+                    await ws.send(json.dumps({"type": "start", "audio": "pcm16", "video": not warm_only,
+                                              "name": "bench"}))
+
+                    async def receive() -> None:
+                        async for message in ws:
+                            session.events.append((time.monotonic(), json.loads(message)))
+
+                    reader = asyncio.create_task(receive())
+                    if not warm_only:
+                        await _send_stream(ws, session, audio, frames, repeat, speed)
+                    await ws.send(json.dumps({"type": "stop"}))
+                    await reader
+
+            asyncio.run(one(Session(server), warm_only=True))  # the live models load at the first session
+            done = threading.Event()
+            watcher = threading.Thread(target=_watch_memory, args=(running, done), daemon=True)
+            watcher.start()
+
+            async def together() -> None:
+                await asyncio.gather(*(one(s) for s in running))
+
+            asyncio.run(together())
+            done.set()
+            watcher.join()
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    for s in running:
+        s.process = _Exited()
+    return [_measure(s, speed) for s in running]
+
+
+class _Exited:
+    returncode = 0
+
+
+async def _send_stream(ws: object, session: Session, audio: object, frames: list[tuple[float, bytes]], repeat: int,
+                       speed: float) -> None:
+    import asyncio
+    import struct
+
+    step = 1600
+    began = time.monotonic()
+    session.origin = began
+    length = audio.size / 16000
+    for copy in range(repeat):
+        shown = 0
+        for i in range(0, audio.size, step):
+            at = copy * length + i / 16000
+            if speed > 0:
+                await asyncio.sleep(max(0.0, began + at / speed - time.monotonic()))
+            await ws.send(b"\x01" + audio[i:i + step].tobytes())
+            session.media_sent, session.last_sent = at + min(step, audio.size - i) / 16000, time.monotonic()
+            while shown < len(frames) and frames[shown][0] <= i / 16000:
+                await ws.send(b"\x02" + struct.pack("<d", copy * length + frames[shown][0]) + frames[shown][1])
+                shown += 1
+
+
 def _measure(session: Session, speed: float) -> dict:
     assert session.origin is not None
     pace = 1 / speed if speed > 0 else 0.0
@@ -183,23 +285,23 @@ def main() -> None:
     parser.add_argument("--bf16", nargs="+", default=["auto"], choices=("auto", "0", "1"))
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--modalities", default="text,face,voice")
+    parser.add_argument("--via", nargs="+", default=["stdin"], choices=("stdin", "websocket"))
     args = parser.parse_args()
     print(f"media {args.media.name}, {args.minutes:g} min at {args.speed:g}x real time, modalities "
           f"{args.modalities}, {os.cpu_count()} cores", flush=True)
-    print("| sessions | bf16 | utterances | p50 s | p95 s | max s | first min s | last min s | end after s "
+    print("| via | sessions | bf16 | utterances | p50 s | p95 s | max s | first min s | last min s | end after s "
           "| peak MB (1 / 10 / 30 min) | meets target |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for bf16 in args.bf16:
-        for sessions in args.sessions:
-            results = run(args.media, args.minutes, sessions, bf16, args.speed, args.modalities)
-            for r in results:
-                meets = (r["p50"] is not None and r["p50"] <= P50_TARGET and r["p95"] <= P95_TARGET
-                         and r["exit"] == 0)
-                peaks = " / ".join("-" if v is None else f"{v:.0f}" for v in r["peak_mb"].values())
-                print(f"| {sessions} | {bf16} | {r['utterances']} | {r['p50']} | {r['p95']} | {r['max']} "
-                      f"| {r['first_minute']} | {r['last_minute']} | {r['end_after_last_packet']} | {peaks} "
-                      f"| {'yes' if meets else 'no'} |", flush=True)
-
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for via, bf16, sessions in itertools.product(args.via, args.bf16, args.sessions):
+        measure = run if via == "stdin" else run_websocket
+        results = measure(args.media, args.minutes, sessions, bf16, args.speed, args.modalities)
+        for r in results:
+            meets = (r["p50"] is not None and r["p50"] <= P50_TARGET and r["p95"] <= P95_TARGET
+                     and r["exit"] == 0)
+            peaks = " / ".join("-" if v is None else f"{v:.0f}" for v in r["peak_mb"].values())
+            print(f"| {via} | {sessions} | {bf16} | {r['utterances']} | {r['p50']} | {r['p95']} | {r['max']} "
+                  f"| {r['first_minute']} | {r['last_minute']} | {r['end_after_last_packet']} | {peaks} "
+                  f"| {'yes' if meets else 'no'} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +78,13 @@ def feed(live: Live, media: Path, speed: float = 1.0) -> threading.Thread:
     return thread
 
 
+def wait_for(live: Live, done: Callable[[], object], seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline and live.process.poll() is None, "".join(live.stderr)
+        time.sleep(0.01)
+
+
 def of_type(live: Live, kind: str) -> list[dict]:
     return [e for _, e in live.events if e["type"] == kind]
 
@@ -118,10 +126,7 @@ def test_events_arrive_while_the_stream_runs_and_the_saved_analysis_holds_them(t
 def test_sigterm_mid_stream_keeps_what_was_finalised_and_exits(tmp_path: Path) -> None:
     live = start_live(tmp_path, "--modalities", "text,voice")
     feed(live, DEMO, speed=1.0)
-    deadline = time.monotonic() + 60
-    while not of_type(live, "utterance"):
-        assert time.monotonic() < deadline and live.process.poll() is None, "".join(live.stderr)
-        time.sleep(0.1)
+    wait_for(live, lambda: of_type(live, "utterance"))
     live.process.send_signal(signal.SIGTERM)
     assert live.process.wait(timeout=60) == 0, "".join(live.stderr)
     time.sleep(0.2)
@@ -130,6 +135,26 @@ def test_sigterm_mid_stream_keeps_what_was_finalised_and_exits(tmp_path: Path) -
     saved = json.loads((tmp_path / "stream.analysis.json").read_text(encoding="utf-8"))
     assert len(saved["utterances"]) >= len(of_type(live, "utterance")) >= 1
     assert saved["modalities"]["face"]["reason"].startswith("turned off")
+    assert "Traceback" not in "".join(live.stderr)
+
+
+def test_a_second_ctrl_c_quits_at_once_and_still_writes_what_was_finalised(tmp_path: Path) -> None:
+    live = start_live(tmp_path, "--modalities", "text")
+    feed(live, DEMO, speed=1.0)
+    wait_for(live, lambda: of_type(live, "utterance"))
+    time.sleep(1.0)  # into the next line's speech, so there is speech still open to skip
+    live.process.send_signal(signal.SIGINT)
+    # two signals sent at once are delivered as one
+    wait_for(live, lambda: any(line.startswith("stopping") for line in live.stderr))
+    live.process.send_signal(signal.SIGINT)
+    assert live.process.wait(timeout=30) == 1, "".join(live.stderr)
+    time.sleep(0.2)
+    end = of_type(live, "end")[0]
+    assert end["reason"] == "interrupted" and not end["complete"]
+    saved = json.loads((tmp_path / "stream.analysis.json").read_text(encoding="utf-8"))
+    assert len(saved["utterances"]) >= 1 and not saved["settings"]["live"]["complete"]
+    errors = [line for line in live.stderr if line.startswith("error")]
+    assert len(errors) == 1 and "what was finalised is written" in errors[0]
     assert "Traceback" not in "".join(live.stderr)
 
 

@@ -151,3 +151,25 @@ def test_damage_and_notes_are_the_files_not_one_per_pass(tmp_path: Path) -> None
     notes = analyze(cut).notes
     assert any(n.startswith("incomplete media") for n in notes)
     assert len(notes) == len(set(notes))
+
+
+def test_a_files_audio_is_decoded_once_for_every_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Speech recognition, the voice expert and the speakers all read the audio; one decodes it."""
+    import moodlens.asr
+    import moodlens.experts.voice
+    import moodlens.media
+    import moodlens.speakers
+
+    decoded: list[str] = []
+    original = moodlens.media.iter_audio
+
+    def counting(path: object, *args: object, **kwargs: object) -> object:
+        decoded.append(str(path))
+        return original(path, *args, **kwargs)
+
+    for module in (moodlens.media, moodlens.asr, moodlens.experts.voice, moodlens.speakers):
+        monkeypatch.setattr(module, "iter_audio", counting)
+    analysis = analyze(DEMO, AnalyzeOptions(fps=1.0))
+    assert decoded == [str(DEMO)]
+    voiced = [u for u in analysis.utterances if u.per_modality.get("voice") and u.per_modality["voice"].emotion]
+    assert voiced and analysis.settings["speakers"]["method"].startswith("voice")

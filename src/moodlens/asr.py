@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -194,8 +194,10 @@ def transcribe(
     options: TranscribeOptions | None = None,
     notes: list[str] | None = None,
     damage: DecodeDamage | None = None,
+    audio: Iterable[tuple[float, np.ndarray]] | None = None,
 ) -> Iterator[Utterance]:
-    """Yield utterances lazily, chunk by chunk, so memory stays flat on long media.
+    """Yield utterances lazily, chunk by chunk, so memory stays flat on long media. `audio`: the
+    file's chunks from elsewhere (an AudioSpool's), instead of decoding `path` here.
 
     A chunk that has a successor is cut at its quietest moment near the end, and the rest is
     carried into the next chunk, so chunking does not cut words in half. Each chunk is read in
@@ -205,7 +207,8 @@ def transcribe(
     options = options or TranscribeOptions()
     reader = LanguageReader(options, notes if notes is not None else [])
     held: tuple[float, np.ndarray] | None = None
-    for offset, samples in iter_audio(path, options.chunk_seconds, notes, damage):
+    chunks = audio if audio is not None else iter_audio(path, options.chunk_seconds, notes, damage)
+    for offset, samples in chunks:
         if held is not None:
             start, audio = held
             cut = quietest_point(audio, int(CUT_SEARCH_SECONDS * SAMPLE_RATE))

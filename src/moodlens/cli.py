@@ -939,8 +939,9 @@ def serve(
                                                 help="If set, every /v1 call needs the header X-API-Key.")] = None,
     job_timeout: Annotated[float, typer.Option(min=1, help="Seconds one analysis may run before it fails.")] = (
         3600.0),
-    max_live_sessions: Annotated[int, typer.Option(
-        min=0, help="Live sessions (/v1/live, the Live page) at once; past it, 503 with Retry-After.")] = 2,
+    max_live_sessions: Annotated[int | None, typer.Option(
+        min=0, help="Live sessions (/v1/live, the Live page) at once; past it, 503 with Retry-After. "
+                    "Default: one per two cores.")] = None,
     model_dir: Annotated[Path | None, typer.Option(
         envvar="SM_MODEL_DIR", help="text.safetensors, voice.safetensors, face.safetensors or bundle/ here replace "
                                     "the packaged models; default: /opt/ml/model where it exists (SageMaker).")] = None,
@@ -957,7 +958,7 @@ def serve(
         model_dir = SAGEMAKER_MODEL_DIR
     settings = ServerSettings(data_dir=data_dir, database_url=database_url, max_upload_mb=max_upload_mb,
                               workers=workers, api_key=api_key, job_timeout=job_timeout, model_dir=model_dir,
-                              max_live_sessions=max_live_sessions)
+                              **({} if max_live_sessions is None else {"max_live_sessions": max_live_sessions}))
     try:
         application = create_app(settings)
     except Exception as err:  # a bad --database-url or an unwritable --data-dir

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import av.error
@@ -345,6 +346,53 @@ def iter_audio(
             _check_extent(stream, "audio", (offset + pending_len) / SAMPLE_RATE, 0.5, notes)
         if pending:
             yield offset / SAMPLE_RATE, np.concatenate(pending).astype(np.float32, copy=False)
+
+
+class AudioSpool:
+    """A file's audio decoded once for every pass over it (speech recognition, the voice expert,
+    the speakers): the first pass decodes it (iter_audio) and writes the 16 kHz float32 samples
+    to a temporary file as they go by; later passes read them back from there. Memory stays flat;
+    the disk holds 64 KB per second of audio until `close`."""
+
+    def __init__(self, path: str | Path, notes: list[str] | None = None, damage: DecodeDamage | None = None) -> None:
+        self.path, self.notes, self.damage = Path(path), notes, damage
+        self.file: Any = None
+        self.samples = 0
+        self.complete = False
+
+    def chunks(self, chunk_seconds: float = 60.0) -> Iterator[tuple[float, np.ndarray]]:
+        """(offset_seconds, samples) as iter_audio yields them: decoded by the first pass to
+        read to the end, read back from the spool by every later one."""
+        if not self.complete:
+            yield from self._decode(chunk_seconds)
+            return
+        size = int(chunk_seconds * SAMPLE_RATE)
+        for start in range(0, self.samples, size):
+            self.file.seek(start * 4)
+            yield start / SAMPLE_RATE, np.fromfile(self.file, np.float32, min(size, self.samples - start))
+
+    def _decode(self, chunk_seconds: float) -> Iterator[tuple[float, np.ndarray]]:
+        import tempfile
+
+        self.close()
+        self.file = tempfile.TemporaryFile(prefix="moodlens-audio-")  # noqa: SIM115 - held until close()
+        for offset, samples in iter_audio(self.path, chunk_seconds, self.notes, self.damage):
+            samples = np.ascontiguousarray(samples, np.float32)
+            self.file.write(samples.tobytes())
+            self.samples += samples.size
+            yield offset, samples
+        self.complete = True
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        self.file, self.samples, self.complete = None, 0, False
+
+    def __enter__(self) -> AudioSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def read_audio(path: str | Path) -> np.ndarray:

@@ -27,7 +27,7 @@ from moodlens.language import (
     file_language,
     transcript_language,
 )
-from moodlens.media import DecodeDamage, MediaInfo, probe
+from moodlens.media import AudioSpool, DecodeDamage, MediaInfo, probe
 from moodlens.models.face import is_shipped_export
 from moodlens.models.speaker import load_speaker_encoder
 from moodlens.options import AnalyzeOptions, require_device
@@ -95,13 +95,19 @@ def _analyze(path: str | Path, options: AnalyzeOptions, progress: Progress | Non
     info = probe(path)
     report("probe", 1.0)
 
-    media = MediaContext(info, options, notes, damage, report)
+    # decoded once, by the first pass that reads it, for speech recognition, the voice and the speakers
+    with AudioSpool(info.path, notes, damage) if info.has_audio else contextlib.nullcontext() as audio:
+        return _judge(MediaContext(info, options, notes, damage, report, audio))
+
+
+def _judge(media: MediaContext) -> Analysis:
+    info, options, notes, damage, report = media.info, media.options, media.notes, media.damage, media.report
     experts = {} if options.model else {name: make(options) for name, make in EXPERTS.items()
                                         if name in options.modalities}
     with contextlib.ExitStack() as beside:
         for expert in experts.values():
             beside.enter_context(expert.reading_ahead(media))
-        segments, heard = _utterances(info, options, notes, damage, report)
+        segments, heard = _utterances(info, options, notes, damage, report, media.audio)
     # the experts and fusion judge whole turns; captions and speakers keep each segment
     turns = group_turns(segments, options.turn_gap)
     utterances = [turn.utterance for turn in turns]
@@ -211,7 +217,7 @@ def _speakers(media: MediaContext, utterances: list[Utterance], results: list[Ut
             media.notes.append(f"speakers: no voice embeddings ({err}); face tracks only")
     with _decoding_pass(media) as own:
         evidence = gather_evidence(utterances, tracks, media.info.path if media.info.has_audio else None, encoder,
-                                   media.notes, own.damage)
+                                   media.notes, own.damage, media.audio)
     found = diarize(utterances, evidence, options.speakers)
     media.report("speakers", 1.0)
     labelled = [replace(r, speaker=found.labels[i], speaker_detail=found.details[i]) for i, r in enumerate(results)]
@@ -233,7 +239,8 @@ def measured_baselines(options: AnalyzeOptions) -> dict[str, Baseline]:
 
 
 def _utterances(
-    info: MediaInfo, options: AnalyzeOptions, notes: list[str], damage: DecodeDamage, report: Progress
+    info: MediaInfo, options: AnalyzeOptions, notes: list[str], damage: DecodeDamage, report: Progress,
+    audio: AudioSpool | None = None,
 ) -> tuple[list[Utterance], dict[str, object]]:
     """The segments, and the file's language (Analysis.language)."""
     report("utterances", 0.0)
@@ -253,7 +260,8 @@ def _utterances(
     else:
         found = []
         asr = TranscribeOptions(model=options.asr_model, device=options.device, language=options.language)
-        for utterance in transcribe(info.path, asr, notes, damage):
+        chunks = audio.chunks(asr.chunk_seconds) if audio is not None else None
+        for utterance in transcribe(info.path, asr, notes, damage, chunks):
             found.append(utterance)
             report("utterances", min(1.0, utterance.end / info.duration))
         if note := cpu_fallback_note(options.asr_model, options.device, "ASR"):

@@ -29,7 +29,7 @@ import numpy as np
 from scipy.cluster.hierarchy import linkage
 
 from moodlens.features import utterance_audio
-from moodlens.media import SAMPLE_RATE, iter_audio
+from moodlens.media import SAMPLE_RATE, AudioSpool, iter_audio
 from moodlens.models.speaker import SpeakerEncoder
 from moodlens.utterances import Utterance
 
@@ -227,7 +227,8 @@ def padded_spans(utterances: Sequence[Utterance], pad: float = PAD_SECONDS) -> l
 
 
 def gather_evidence(utterances: Sequence[Utterance], tracks: Sequence[str | None], path: str | None,
-                    encoder: SpeakerEncoder | None, notes: list[str], damage: object = None) -> SpeakerEvidence:
+                    encoder: SpeakerEncoder | None, notes: list[str], damage: object = None,
+                    audio: AudioSpool | None = None) -> SpeakerEvidence:
     """Embed the audio of every utterance that has at least MIN_VOICE_SECONDS of it (up to
     MAX_VOICE_SECONDS), streamed from `path`; no audio (path None), or no encoder, gives face
     tracks only. With fewer than two utterances to name there is nothing to embed."""
@@ -242,7 +243,7 @@ def gather_evidence(utterances: Sequence[Utterance], tracks: Sequence[str | None
     spans = padded_spans(utterances)
     voiced: dict[int, float] = {}
     embeddings: dict[int, np.ndarray] = {}
-    chunks = iter_audio(path, 60.0, notes, damage)
+    chunks = audio.chunks(60.0) if audio is not None else iter_audio(path, 60.0, notes, damage)
     for i, samples in utterance_audio(chunks, spans, seconds=MAX_VOICE_SECONDS):
         voiced[i] = samples.size / SAMPLE_RATE
         if voiced[i] >= MIN_VOICE_SECONDS and not utterances[i].speaker:

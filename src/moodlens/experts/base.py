@@ -12,7 +12,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from moodlens.analysis import ModalityInfo, ModalityResult
-from moodlens.media import DecodeDamage, MediaInfo
+from moodlens.media import AudioSpool, DecodeDamage, MediaInfo
 from moodlens.models.weights import shipped
 from moodlens.options import AnalyzeOptions
 from moodlens.utterances import Utterance
@@ -30,6 +30,7 @@ class MediaContext:
     notes: list[str]
     damage: DecodeDamage
     report: Progress
+    audio: AudioSpool | None = None  # the file's audio, decoded once for every pass that reads it
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,8 @@ class VoiceExpert:
             media.notes.append(note)
         results: list[ModalityResult | None] = [None] * len(utterances)
         spans = [(u.start, u.end) for u in utterances]
-        chunks = iter_audio(media.info.path, 60.0, media.notes, media.damage)
+        chunks = (media.audio.chunks(60.0) if media.audio is not None
+                  else iter_audio(media.info.path, 60.0, media.notes, media.damage))
         features: dict[int, np.ndarray] = {}
         for i, samples in utterance_audio(chunks, spans, seconds=MAX_CLIP_SECONDS):
             results[i] = self.inaudible(samples)
