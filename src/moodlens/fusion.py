@@ -211,8 +211,10 @@ def own_baselines(per_modality: Sequence[dict[str, ModalityResult]], modality: s
 
 def fuse_file(per_modality: Sequence[dict[str, ModalityResult]], weights: FusionWeights,
               baselines: dict[str, Baseline] | None = None, trust: Trust | None = None,
+              indices: Sequence[int] | None = None,
               ) -> list[tuple[Prediction | None, Prediction | None, list[str]]]:
-    """`fuse` for every utterance of one file, each with its own reliabilities: the face against
+    """`fuse` for every utterance of one file (or those at `indices`: a live stream fuses its
+    newest against the baselines of all so far), each with its own reliabilities: the face against
     its track's own baseline, the voice by how typical it is (see the module doc)."""
     from moodlens.experts.face import TRACK
     from moodlens.experts.voice import ATYPICALITY
@@ -220,8 +222,9 @@ def fuse_file(per_modality: Sequence[dict[str, ModalityResult]], weights: Fusion
     trust = trust or Trust()
     known = baselines or {}
     faces = own_baselines(per_modality, "face", TRACK, trust.face_change)
+    chosen = range(len(per_modality)) if indices is None else indices
     fused = []
-    for results, face in zip(per_modality, faces, strict=True):
+    for results, face in ((per_modality[i], faces[i]) for i in chosen):
         own, worth = dict(known), {}
         if face is not None:
             own["face"], worth["face"] = face

@@ -35,12 +35,21 @@ from moodlens.experts.text import TextExpert
 from moodlens.experts.voice import VoiceExpert
 from moodlens.fusion import assemble, fuse_file
 from moodlens.labels import EMOTIONS
-from moodlens.language import AUTO, MODALITY_LANGUAGES, file_language
+from moodlens.language import AUTO, file_language
 from moodlens.media import SAMPLE_RATE, DecodeDamage, Frame, MediaInfo
 from moodlens.models.speaker import SpeakerEncoder, load_speaker_encoder
 from moodlens.models.voice import MAX_CLIP_SECONDS
 from moodlens.options import AnalyzeOptions, require_device
-from moodlens.pipeline import TRUST, _blas_libraries, build_analysis, language_record, measured_baselines, turned_off
+from moodlens.pipeline import (
+    TRUST,
+    _blas_libraries,
+    build_analysis,
+    fusion_record,
+    language_record,
+    measured_baselines,
+    modality_infos,
+    turned_off,
+)
 from moodlens.sources import AudioChunk, Ended, Opened, Source, SourceReader
 from moodlens.speakers import MAX_VOICE_SECONDS, MIN_VOICE_SECONDS, OnlineSpeakers, SpeakerEvidence, diarize
 from moodlens.tracks import FaceTracker
@@ -262,12 +271,13 @@ class LiveSession:
         if prepared.voice_feature is not None and isinstance(voice, VoiceExpert):
             self.voice_features.append(prepared.voice_feature)
             self.voice_seconds.append(utterance.duration)
-            per_modality["voice"] = voice.judge(self.voice_features, self.voice_seconds)[-1]
+            newest = [len(self.voice_features) - 1]  # centred over the stream so far
+            per_modality["voice"] = voice.judge(self.voice_features, self.voice_seconds, newest)[0]
         per_modality = {name: per_modality[name] for name in EXPERTS if name in per_modality}
         self.segments.append(utterance)
         self.per_modality.append(per_modality)
         fused = fuse_file(self.per_modality, self.models.options.fusion, measured_baselines(self.models.options),
-                          TRUST)[-1]
+                          TRUST, indices=[index])[0]
         result = replace(assemble([utterance], [per_modality], [fused])[0], index=index, turn=index)
         if self.models.options.diarize:
             self.voiced[index] = prepared.voiced
@@ -324,15 +334,13 @@ class LiveSession:
                 outputs[name] = turned_off(analyze.modalities, len(self.results))
             else:
                 outputs[name] = finished(expert.describe(), results, _unused_reason(name, self.opened))
-        modalities = {n: replace(o.info, languages=MODALITY_LANGUAGES[n]) for n, o in outputs.items()}
         if not self.results:
             self.notes.append("no speech detected: the analysis has no utterances")
         duration = max(self.latest, 1e-3)
         media = {**asdict(replace(self.info, duration=round(duration, 3))), "damage": DecodeDamage().to_dict()}
         settings = {
             "asr_model": analyze.asr_model, "transcript": None, "fps": analyze.fps, "device": analyze.device,
-            "fusion": {"method": "decision-level (weighted product of likelihood ratios, per-utterance reliability)",
-                       "weights": asdict(analyze.fusion), "baselines": sorted(measured_baselines(analyze))},
+            "fusion": fusion_record(analyze),
             "speakers": speakers,
             "turns": {"unit": f"speech span closed by {self.options.min_silence:g} s of silence (live)",
                       "count": len(self.results), "segments": len(self.results)},
@@ -340,7 +348,7 @@ class LiveSession:
             "live": {"source": self.name, "started_at": self.started_at, "ended": reason, "complete": complete},
         }
         guess = file_language((u.duration, u.language, u.language_probability) for u in self.segments)
-        self.finished = build_analysis(media, settings, modalities, self.results, self.notes,
+        self.finished = build_analysis(media, settings, modality_infos(outputs), self.results, self.notes,
                                        language_record(self.segments, guess, analyze.language))
         return self.finished
 

@@ -177,10 +177,19 @@ def _decision_level(media: MediaContext, utterances: list[Utterance], experts: d
     baselines = measured_baselines(media.options)
     fused = fuse_file(per_modality, media.options.fusion, baselines, TRUST)
     media.report("fusion", 1.0)
-    fusion = {"method": "decision-level (weighted product of likelihood ratios, per-utterance reliability)",
-              "weights": asdict(media.options.fusion), "baselines": sorted(baselines), "trust": asdict(TRUST)}
-    modalities = {n: replace(o.info, languages=MODALITY_LANGUAGES[n]) for n, o in outputs.items()}
-    return assemble(utterances, per_modality, fused), modalities, fusion
+    return assemble(utterances, per_modality, fused), modality_infos(outputs), fusion_record(media.options)
+
+
+def fusion_record(options: AnalyzeOptions) -> dict[str, object]:
+    """Analysis.settings["fusion"] for decision-level fusion with these options."""
+    return {"method": "decision-level (weighted product of likelihood ratios, per-utterance reliability)",
+            "weights": asdict(options.fusion), "baselines": sorted(measured_baselines(options)),
+            "trust": asdict(TRUST)}
+
+
+def modality_infos(outputs: dict[str, ExpertOutput]) -> dict[str, ModalityInfo]:
+    """Analysis.modalities: what each expert is and whether it ran, and how it treats languages."""
+    return {n: replace(o.info, languages=MODALITY_LANGUAGES[n]) for n, o in outputs.items()}
 
 
 @contextlib.contextmanager

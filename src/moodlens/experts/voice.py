@@ -91,15 +91,18 @@ class VoiceExpert:
         """The pooled encoder states of one clip (at most MAX_CLIP_SECONDS of it)."""
         return next(iter(self.encoder.pooled([(0, samples)])))[1]
 
-    def judge(self, features: Sequence[np.ndarray], seconds: Sequence[float]) -> list[ModalityResult]:
-        """Results for the clips of ONE file or stream, whose features are centred together."""
+    def judge(self, features: Sequence[np.ndarray], seconds: Sequence[float],
+              rows: Sequence[int] | None = None) -> list[ModalityResult]:
+        """Results for the clips of ONE file or stream, whose features are centred together (for
+        those at `rows` only: a live stream judges its newest clip against all so far)."""
         if not len(features):
             return []
         stacked = np.stack(features)
+        rows = range(len(stacked)) if rows is None else rows
         probabilities = self.head.predict(stacked)
         atypical = self.head.atypicality(stacked)
         results = []
-        for row in range(len(stacked)):
+        for row in rows:
             emotion = full_distribution(self.head.config.classes, probabilities[row], EMOTIONS)
             results.append(ModalityResult(
                 Prediction.from_probabilities(EMOTIONS, emotion),

@@ -343,7 +343,7 @@ class LiveConnection:
                         failure = f"the WebM audio could not be read ({item.error})"
                         break
                 elif item[0] == "jpeg":
-                    image = _decode_jpeg(item[2])
+                    image = _decode_jpeg(item[2], models.options.max_side)
                     if image is None:
                         session.note(f"a camera frame at {item[1]:.2f} s is not a JPEG; skipped")
                     else:
@@ -383,13 +383,14 @@ class LiveConnection:
             self.inbox.put(item)
 
 
-def _decode_jpeg(data: bytes) -> np.ndarray | None:
+def _decode_jpeg(data: bytes, max_side: int) -> np.ndarray | None:
+    """An RGB image no larger than `max_side`, as media.sample_frames gives; None if not a JPEG."""
     import cv2
 
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         return None
-    scale = min(1.0, 640 / max(image.shape[:2]))
+    scale = min(1.0, max_side / max(image.shape[:2]))
     if scale < 1.0:
         image = cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)))
     return np.ascontiguousarray(image[:, :, ::-1])
