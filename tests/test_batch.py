@@ -15,41 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from moodlens.batch import ERROR_SUFFIX, BatchItem, analyse_item, gpu_share, plan, summary_line
+from moodlens.batch import gpu_share
 from moodlens.errors import MoodlensError
+from moodlens.inputs import Item
 from moodlens.options import AnalyzeOptions
 from moodlens.storage import Destination, s3_client, split_s3
 from tests.conftest import free_port
 
 MOODLENS = Path(sys.executable).parent / "moodlens"
-
-
-def test_plan_skips_inputs_whose_results_all_exist(tmp_path: Path) -> None:
-    dest = Destination(str(tmp_path))
-    (tmp_path / "a.analysis.json").write_text("{}")
-    (tmp_path / "a.srt").write_text("")
-    (tmp_path / "b.analysis.json").write_text("{}")  # b lacks its srt: redone
-    todo, skipped = plan(["x/a.mp4", "x/b.mp4", "y/a.mp4"], dest, ["json", "srt"], overwrite=False)
-
-    def absolute(path: str) -> str:  # as the workers get it: their working directory is not ours
-        return str(Path(path).resolve())
-
-    assert [r.uri for r in skipped] == [absolute("x/a.mp4")]
-    assert todo == [BatchItem(absolute("x/b.mp4"), "b"), BatchItem(absolute("y/a.mp4"), "a-2")]  # its own name
-    todo, skipped = plan(["x/a.mp4", "s3://b/v/a.mp4"], dest, ["json", "srt"], overwrite=True)
-    assert todo == [BatchItem(absolute("x/a.mp4"), "a"), BatchItem("s3://b/v/a.mp4", "a-2")] and skipped == []
-
-
-def test_a_bad_input_becomes_its_error_record(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.mp4"
-    bad.write_bytes(b"\x00" * 2048)
-    dest = Destination(str(tmp_path / "out"))
-    record = analyse_item(BatchItem(str(bad), "bad"), dest, ["json"], AnalyzeOptions())
-    assert record.status == "failed" and "\n" not in record.error and "bad.mp4" in record.error
-    stored = json.loads((tmp_path / "out" / f"bad{ERROR_SUFFIX}").read_text(encoding="utf-8"))
-    assert stored == {"input": str(bad), "error": record.error}
-    assert not (tmp_path / "out" / "bad.analysis.json").exists()
-    assert "1 failed" in summary_line([record], 1.0)
 
 
 def batch(*args: str) -> subprocess.CompletedProcess[str]:
@@ -124,7 +97,7 @@ def test_a_worker_that_dies_fails_only_the_input_it_held(tmp_path: Path, media_d
 
     killer = threading.Thread(target=kill_the_busy_worker, daemon=True)
     killer.start()
-    items = [BatchItem(str(DEMO), "demo"), BatchItem(str(media_dir / "tone.wav"), "tone")]
+    items = [Item(str(DEMO), "demo"), Item(str(media_dir / "tone.wav"), "tone")]
     records = list(run_batch(items, Destination(str(tmp_path)), ["json"], AnalyzeOptions(), concurrency=1))
     killer.join(5)
     by_name = {r.name: r for r in records}

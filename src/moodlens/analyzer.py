@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from moodlens.analysis import Analysis
-from moodlens.errors import MoodlensError
+from moodlens.errors import ModelNotFoundError, MoodlensError
 from moodlens.options import AnalyzeOptions
 from moodlens.pipeline import Progress, analyze, warm_up
 
@@ -49,3 +49,35 @@ class Analyzer:
                 yield Outcome(str(path), self.analyze(path, progress))
             except MoodlensError as err:
                 yield Outcome(str(path), None, str(err))
+
+
+def check_models(options: AnalyzeOptions, device: str | None = None) -> None:
+    """Load each model file that the options name once, so that a missing or corrupt one fails
+    with a one-line MoodlensError before any input is read. `device`: where to load them; a
+    batch driver checks on the CPU the files that its cluster's GPU workers will use."""
+    from moodlens.models.voice import load_voice_head
+    from moodlens.models.weights import resolve_asr_model
+
+    device = device or options.device
+    if options.model is not None:
+        try:
+            from moodlens.feature_level import load_feature_model
+        except ImportError as err:
+            raise ModelNotFoundError(f"--model needs the multimodal extra ({err.name} is missing): "
+                                     "pip install 'moodlens[multimodal]'") from None
+        try:
+            load_feature_model(options.model, device)
+        except ValueError as err:
+            raise ModelNotFoundError(str(err)) from None
+    if options.transcript is None:
+        resolve_asr_model(options.asr_model)
+    if options.model is None and "voice" in options.modalities:
+        load_voice_head(options.voice_weights)
+    if options.face_weights and options.model is None and "face" in options.modalities:
+        from moodlens.models.face import load_face_expert
+
+        try:
+            load_face_expert(options.face_weights, device)
+        except Exception as err:  # onnxruntime and safetensors raise their own types
+            raise ModelNotFoundError(f"{options.face_weights}: not a face model "
+                                     f"({str(err).splitlines()[0][:200]})") from None

@@ -8,96 +8,17 @@ batch, and a re-run skips the inputs whose results are already there.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path, PurePosixPath
-from typing import Literal
+from dataclasses import replace
 
 from moodlens.errors import MoodlensError
+from moodlens.inputs import Item, Record, analyse_item
 from moodlens.options import AnalyzeOptions
 from moodlens.runtime import threads_per_worker
-from moodlens.storage import Destination, input_stem, is_s3, local_copy
-from moodlens.writers import WRITERS, output_names, write
-
-Status = Literal["analysed", "skipped", "failed"]
-ERROR_SUFFIX = ".error.json"
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    uri: str
-    name: str  # what its results are called in the destination: its stem, made unique
-
-
-@dataclass(frozen=True)
-class BatchRecord:
-    uri: str
-    name: str
-    status: Status
-    written: list[str] = field(default_factory=list)
-    error: str | None = None
-    seconds: float = 0.0
-
-
-def absolute(uri: str) -> str:
-    """A local path as a worker must be given it: absolute, because a Ray worker's working
-    directory is not the driver's (on a cluster started with `ray start`, it is Ray's session
-    folder). On several machines the path must name shared storage; s3:// URIs go anywhere."""
-    return uri if is_s3(uri) else str(Path(uri).resolve())
-
-
-def plan(inputs: Sequence[str], dest: Destination, formats: Sequence[str],
-         overwrite: bool) -> tuple[list[BatchItem], list[BatchRecord]]:
-    """The inputs still to do, and those skipped because all their results exist."""
-    inputs = [absolute(u) for u in inputs]
-    names = output_names(PurePosixPath(input_stem(u) + ".x") for u in inputs)
-    todo: list[BatchItem] = []
-    skipped: list[BatchRecord] = []
-    for uri, name in zip(inputs, names, strict=True):
-        done = not overwrite and all(dest.exists(name + WRITERS[f][0]) for f in formats)
-        if done:
-            skipped.append(BatchRecord(uri, name, "skipped"))
-        else:
-            todo.append(BatchItem(uri, name))
-    return todo, skipped
-
-
-def analyse_item(item: BatchItem, dest: Destination, formats: Sequence[str],
-                 options: AnalyzeOptions) -> BatchRecord:
-    """One input to its results, or to its error record; never raises for a bad input."""
-    from moodlens.pipeline import analyze
-
-    started = time.monotonic()
-    try:
-        with local_copy(item.uri) as path:
-            media_name = PurePosixPath(item.uri).name if is_s3(item.uri) else None
-            analysis = analyze(path, replace(options, media_name=media_name))
-        written = write(analysis, dest.uri, formats, name=item.name)
-        if not analysis.incomplete:
-            dest.remove(item.name + ERROR_SUFFIX)  # an earlier failure is now resolved
-            return BatchRecord(item.uri, item.name, "analysed", written, seconds=time.monotonic() - started)
-        # damaged media: the partial results are kept, and the input still counts as failed (as in analyze)
-        reason = f"{item.uri}: {analysis.incomplete[0]}; partial results written"
-        return _failed(item, dest, reason, started, written)
-    except MoodlensError as err:
-        reason = str(err)
-    except Exception as err:  # one bad input must not end the batch: its record says why
-        reason = f"{item.uri}: analysis failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
-    return _failed(item, dest, reason, started)
-
-
-def _failed(item: BatchItem, dest: Destination, reason: str, started: float,
-            written: list[str] | None = None) -> BatchRecord:
-    record = BatchRecord(item.uri, item.name, "failed", written or [], reason, time.monotonic() - started)
-    try:
-        dest.write_text(item.name + ERROR_SUFFIX, json.dumps({"input": item.uri, "error": reason}) + "\n")
-    except MoodlensError as err:
-        record = replace(record, error=f"{reason}; and its error record could not be written ({err})")
-    return record
+from moodlens.storage import Destination
 
 
 class BatchWorker:
@@ -111,15 +32,16 @@ class BatchWorker:
         self.options, self.dest, self.formats = options, Destination(dest), formats
         warm_up(options)
 
-    def analyse(self, item: BatchItem) -> BatchRecord:
-        return analyse_item(item, self.dest, self.formats, self.options)
+    def analyse(self, item: Item) -> Record:
+        # the Analysis stays here: the driver needs only the record, and it would cross the network
+        return replace(analyse_item(item, self.dest, self.formats, self.options, error_files=True), analysis=None)
 
     def ping(self) -> bool:
         return True
 
 
-def run_batch(items: Sequence[BatchItem], dest: Destination, formats: Sequence[str], options: AnalyzeOptions,
-              concurrency: int, address: str | None = None) -> Iterator[BatchRecord]:
+def run_batch(items: Sequence[Item], dest: Destination, formats: Sequence[str], options: AnalyzeOptions,
+              concurrency: int, address: str | None = None) -> Iterator[Record]:
     """Records as inputs finish, in the order they finish."""
     if not items:
         return
@@ -139,14 +61,14 @@ def run_batch(items: Sequence[BatchItem], dest: Destination, formats: Sequence[s
         worker = ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=-1, max_task_retries=0)(BatchWorker)
         idle = [worker.remote(options, dest.uri, list(formats)) for _ in range(workers)]
         queue = list(items)
-        running: dict[object, tuple[BatchItem, object]] = {}
+        running: dict[object, tuple[Item, object]] = {}
         while queue or running:
             while idle and queue:
                 actor, item = idle.pop(), queue.pop(0)
                 running[actor.analyse.remote(item)] = (item, actor)
             if not running:  # every worker is gone for good
                 for item in queue:
-                    yield BatchRecord(item.uri, item.name, "failed", error=f"{item.uri}: no batch worker is left")
+                    yield Record(item.uri, item.name, "failed", error=f"{item.uri}: no batch worker is left")
                 return
             (finished,), _ = ray.wait(list(running), num_returns=1)
             item, actor = running.pop(finished)
@@ -157,7 +79,7 @@ def run_batch(items: Sequence[BatchItem], dest: Destination, formats: Sequence[s
                 # the worker died under this input: it fails (never retried, so a file that kills
                 # workers can't loop), and its actor gets new work only once it is back and warm
                 reason = str(err).strip().splitlines()[0][:200]
-                record = BatchRecord(item.uri, item.name, "failed", error=f"{item.uri}: batch worker died ({reason})")
+                record = Record(item.uri, item.name, "failed", error=f"{item.uri}: batch worker died ({reason})")
                 if _revived(actor):
                     idle.append(actor)
             yield record
@@ -192,11 +114,3 @@ def _revived(actor: object, seconds: float = 300.0) -> bool:
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
             return False
     return False
-
-
-def summary_line(records: Sequence[BatchRecord], seconds: float) -> str:
-    counts = {s: sum(r.status == s for r in records) for s in ("analysed", "skipped", "failed")}
-    analysed = counts["analysed"]
-    rate = f"; {60 * analysed / seconds:.1f} videos/min" if analysed and seconds > 0 else ""
-    return (f"{len(records)} input(s): {analysed} analysed, {counts['skipped']} skipped (results already there), "
-            f"{counts['failed']} failed, in {seconds:.1f} s{rate}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from moodlens.fusion import FusionWeights
 from moodlens.language import AUTO, check_language
@@ -42,6 +43,19 @@ class AnalyzeOptions:
     # "auto": told from the speech (language.py); a Whisper code reads all speech in that language
     language: str = AUTO
 
+    @classmethod
+    def from_flags(cls, *, fusion_weights: str = "", speakers: str = "auto", turn_gap: float | None = None,
+                   **fields: Any) -> AnalyzeOptions:
+        """Options as a command line or a form gives them: `fusion_weights` as `text=1,face=0.2`,
+        `speakers` as auto, off or a number, paths as Path or str, None for "the default".
+        ValueError, with a one-line message, for any bad value."""
+        paths = ("transcript", "text_weights", "face_weights", "voice_weights", "model")
+        fields = {k: (str(v) if k in paths and v is not None else v) for k, v in fields.items()}
+        if isinstance(fields.get("modalities"), str):
+            fields["modalities"] = fields["modalities"].lower()
+        return cls(fusion=FusionWeights.parse(fusion_weights) if fusion_weights else FusionWeights(),
+                   **({"turn_gap": turn_gap} if turn_gap is not None else {}), **parse_speakers(speakers), **fields)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "language", check_language(self.language))
         if not 0 < self.fps <= 60:
@@ -73,6 +87,18 @@ class AnalyzeOptions:
             exported = name != "voice_weights" and value is not None and (Path(value) / EXPORT_MANIFEST).is_file()
             if value is not None and not Path(value).is_file() and not exported:
                 raise ValueError(f"{value}: {name.split('_')[0]} model file not found")
+
+
+def parse_speakers(spec: str) -> dict[str, Any]:
+    """auto | off | N as the AnalyzeOptions fields `speakers` and `diarize`."""
+    value = spec.strip().lower()
+    if value == "auto":
+        return {"speakers": None, "diarize": True}
+    if value == "off":
+        return {"speakers": None, "diarize": False}
+    if not value.isdigit():
+        raise ValueError(f"--speakers must be auto, off or a number of speakers, got {spec!r}")
+    return {"speakers": int(value), "diarize": True}
 
 
 def require_device(device: str) -> None:

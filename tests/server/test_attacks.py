@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from moodlens.server import ServerSettings, create_app
-from moodlens.server.app import media_signature
+from moodlens.server.services import media_signature
 from moodlens.server.uploads import MAX_PART_HEADERS, clean_filename
 
 BOUNDARY = "attackboundary"
@@ -139,7 +139,7 @@ def test_api_key_and_signed_media_links(tmp_path: Path, media_dir: Path) -> None
 def test_the_key_is_compared_in_constant_time() -> None:
     import inspect
 
-    from moodlens.server import app
+    from moodlens.server import services
 
-    source = inspect.getsource(app._same)
+    source = inspect.getsource(services.same_secret)
     assert "hmac.compare_digest" in source and "==" not in source

@@ -3,18 +3,23 @@ checked, its file name made safe to show."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import shutil
 import unicodedata
 from pathlib import Path
 from typing import Any
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import Request
 
+from moodlens.errors import MoodlensError
 from moodlens.language import AUTO, check_language
 
 MAX_PART_HEADERS = 16 * 1024  # bytes of headers in one multipart part
 MAX_FORM_FIELDS = 64 * 1024  # bytes in all the parts that are not the file
+WRITE_BLOCK = 1 << 20  # uploads are written to disk in blocks this big, off the event loop
 
 
 class UploadError(Exception):
@@ -148,3 +153,82 @@ def clean_filename(raw: bytes) -> str:
 def suffix(filename: str) -> str:
     suffix = Path(filename).suffix.lower()
     return suffix if re.fullmatch(r"\.[a-z0-9]{1,8}", suffix) else ""
+
+
+async def receive_multipart(request: Request, upload: StreamedUpload) -> None:
+    """The whole multipart body into `upload`. Disk writes run in threads: a slow disk or a big
+    upload must not stall every other request on the event loop."""
+    block = bytearray()
+    async for chunk in request.stream():
+        block += chunk
+        if len(block) >= WRITE_BLOCK:
+            await asyncio.to_thread(upload.feed, bytes(block))
+            block.clear()
+    await asyncio.to_thread(upload.feed, bytes(block))
+    upload.finish()
+
+
+async def save_body(request: Request, target: Path, max_mb: int) -> int:
+    """A raw request body to disk in blocks, stopped at the limit; returns its size."""
+    limit, size = max_mb * 2**20, 0
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise UploadError(413, f"the video is larger than the {max_mb} MB limit")
+    handle = await asyncio.to_thread(target.open, "wb")
+    try:
+        block = bytearray()
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise UploadError(413, f"the video is larger than the {max_mb} MB limit")
+            block += chunk
+            if len(block) >= WRITE_BLOCK:
+                await asyncio.to_thread(handle.write, bytes(block))
+                block.clear()
+        await asyncio.to_thread(handle.write, bytes(block))
+    finally:
+        handle.close()
+    if size == 0:
+        raise UploadError(415, "the body is empty: send the video")
+    return size
+
+
+def stage_video(location: str, folder: Path, max_mb: int) -> tuple[str, int]:
+    """An s3:// object spooled into the job's folder, or a local file linked there."""
+    from moodlens.storage import StorageError, is_s3, local_copy
+
+    name = location.rsplit("/", 1)[-1] or "video"
+    target = folder / f"media{suffix(name)}"
+    if is_s3(location):
+        try:
+            with local_copy(location, folder) as spooled:
+                spooled.rename(target)
+        except StorageError as err:
+            status = 404 if "no such" in str(err) else 403 if "access denied" in str(err) else 502
+            raise UploadError(status, str(err)) from None
+    else:
+        source = Path(location)
+        if not source.is_absolute() or not source.is_file():
+            raise UploadError(404, f"{location}: no such file on the server (give an absolute path)")
+        target.symlink_to(source)
+    size = target.stat().st_size
+    if size > max_mb * 2**20:
+        raise UploadError(413, f"{name}: the video is larger than the {max_mb} MB limit")
+    return clean_filename(name.encode()), size
+
+
+def discard(folder: Path, upload: StreamedUpload | None = None) -> None:
+    """What a refused or cut-off upload left behind."""
+    if upload is not None:
+        upload.close()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_media(path: Path, filename: str) -> None:
+    """415 for anything FFmpeg can't open as audio or video, before a job is queued."""
+    from moodlens.media import probe
+
+    try:
+        probe(path)
+    except MoodlensError as err:
+        raise UploadError(415, f"{filename}: {str(err).split(': ', 1)[-1]}") from None

@@ -239,3 +239,28 @@ def evaluate_head(head: VoiceHead, features: np.ndarray, clips: Sequence[Labelle
     return {"classes": shared, "n": len(rows), "accuracy": round(float((predicted == truth).mean()), 4),
             "balanced_accuracy": round(_balanced(truth, predicted), 4), "chance": round(1 / len(shared), 4),
             "confusion": confusion.tolist()}
+
+
+def fit_voice_head(data: Path, layout: str, heldout: str | None, evals: Sequence[tuple[Path, str]],
+                   min_window_seconds: float = 0.0, progress: Callable[[int, int], None] | None = None
+                   ) -> tuple[list[LabelledClip], VoiceTrainingResult, dict]:
+    """`moodlens train-voice`: encode the clips, select on held-out speakers, refit on all, and
+    score on the other corpora; returns the clips, the result and its report."""
+    from moodlens.asr import TranscribeOptions, load_asr_model
+
+    clips = find_clips(data, layout)
+    held = [h.strip() for h in heldout.split(",")] if heldout else default_heldout(clips)
+    encoder = WhisperStates(load_asr_model(TranscribeOptions(model="tiny.en")), min_window_seconds)
+    features = clip_features(clips, encoder, progress)
+    result = train_head(features, clips, held, min_window_seconds=min_window_seconds)
+    report = {"data": str(data), "layout": layout, "clips": len(clips),
+              "speakers": len({c.speaker for c in clips}), "heldout_speakers": result.heldout_speakers,
+              "heldout_accuracy": round(result.heldout_accuracy, 4),
+              "heldout_balanced_accuracy": round(result.heldout_balanced_accuracy, 4),
+              "chance": round(1 / len(result.head.config.classes), 4), "l2": result.chosen_l2,
+              "heldout_confusion": result.heldout_confusion, "cross_corpus": {}}
+    for folder, other in evals:
+        other_clips = find_clips(folder, other)
+        report["cross_corpus"][f"{other}:{folder.name}"] = evaluate_head(
+            result.head, clip_features(other_clips, encoder), other_clips)
+    return clips, result, report

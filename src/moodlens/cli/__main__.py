@@ -1,0 +1,5 @@
+"""`python -m moodlens.cli` (and `torchrun -m moodlens.cli train` for DDP)."""
+
+from moodlens.cli import run
+
+run()
