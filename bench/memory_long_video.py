@@ -31,7 +31,7 @@ limit_heap_growth()  # as the CLI does
 start = time.perf_counter()
 analysis = analyze(sys.argv[1])
 print(json.dumps({"seconds": time.perf_counter() - start,
-                  "duration": analysis.media["duration"],
+                  "duration": analysis.media.duration,
                   "utterances": len(analysis.utterances),
                   "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """

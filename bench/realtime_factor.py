@@ -71,7 +71,7 @@ def main() -> None:
                 begin = time.perf_counter()
                 analysis = analyze(path, options)
                 runs.append(time.perf_counter() - begin)
-            media += analysis.media["duration"]
+            media += analysis.media.duration
             spent += statistics.median(runs)
         print(f"{name:<16} {len(paths):>5} {media:>8.2f} {spent:>10.2f} {spent / media:>6.3f} "
               f"{60 * len(paths) / spent:>9.1f}")

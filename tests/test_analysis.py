@@ -1,13 +1,23 @@
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import jsonschema
 import pytest
 
 from moodlens.analysis import (
     Analysis,
+    Damage,
+    FusionSettings,
+    LiveSettings,
+    MediaRecord,
     ModalityInfo,
     ModalityResult,
     Prediction,
+    Settings,
+    SpeakerSettings,
+    TurnSettings,
     UtteranceResult,
     validate,
 )
@@ -29,9 +39,9 @@ def sample_analysis() -> Analysis:
                         {"reason": "too short to tell the voice (0.20 s < 0.5 s), and no talking face"}),
     ]
     return Analysis(
-        media={"path": "/videos/clip.mp4", "container": "mp4", "duration": 4.2, "size_bytes": 10,
-               "has_audio": True, "has_video": True},
-        settings={"fps": 2.0},
+        media=MediaRecord(path="/videos/clip.mp4", container="mp4", duration=4.2, size_bytes=10,
+                          has_audio=True, has_video=True),
+        settings=Settings(fps=2.0),
         modalities={"text": ModalityInfo(True, "m", "MELD"), "face": ModalityInfo(True, "f", "FER"),
                     "voice": ModalityInfo(False, None, None, "no model")},
         utterances=utterances,
@@ -97,3 +107,36 @@ def test_a_newer_major_schema_is_refused_and_the_version_is_the_package_s() -> N
         Analysis.from_dict({**data, "schema_version": "x"})
     assert Analysis.from_dict({**data, "schema_version": "1.9"}).schema_version == "1.9"  # a newer minor only adds
     assert moodlens.__version__ == version("moodlens")
+
+
+def test_media_and_settings_are_typed_records_that_round_trip() -> None:
+    """Every field of media and settings, each nested record, through JSON and back; a record that
+    is absent stays absent in the JSON, and so does an absent value inside one."""
+    full = dataclasses.replace(
+        sample_analysis(),
+        media=MediaRecord("talk.mkv", "matroska,webm", 12.5, 2048, True, False, audio_codec="opus",
+                          audio_sample_rate=48000, audio_channels=2, damage=Damage(1, 0.02, 0, 0)),
+        settings=Settings(asr_model="tiny.en", fps=1.0, device="cpu",
+                          fusion=FusionSettings("decision-level", weights={"text": 1.0}, baselines=["face"]),
+                          speakers=SpeakerSettings("voice (CAM++)", voice_model="campplus"),
+                          turns=TurnSettings(count=3, segments=5, max_gap=0.2), modalities=["text", "voice"],
+                          language="en", live=LiveSettings("standard input", "2026-12-06T00:00:00+00:00",
+                                                           "end of stream", True)))
+    data = json.loads(full.to_json())
+    validate(data)
+    assert Analysis.from_dict(data) == full
+    assert data["settings"]["speakers"] == {"method": "voice (CAM++)", "voice_model": "campplus"}
+    assert data["settings"]["asr_model"] == "tiny.en" and data["settings"]["transcript"] is None
+    assert data["media"]["damage"] == {"audio_packets": 1, "audio_seconds": 0.02, "video_packets": 0,
+                                       "demux_errors": 0}
+    plain = sample_analysis().to_dict()
+    assert "live" not in plain["settings"] and "turns" not in plain["settings"] and "damage" not in plain["media"]
+
+
+def test_an_unknown_key_from_a_newer_minor_schema_is_ignored() -> None:
+    data = sample_analysis().to_dict()
+    data["schema_version"] = "1.9"
+    data["media"]["hdr"] = True
+    data["settings"]["turns"] = {"count": 1, "segments": 1, "max_gap": 0.2, "merged_by": "speaker"}
+    loaded = Analysis.from_dict(data)
+    assert loaded.settings.turns == TurnSettings(1, 1, 0.2) and loaded.media.path == "/videos/clip.mp4"

@@ -33,7 +33,7 @@ def test_many_files_go_on_past_a_bad_one(analyzer: Analyzer, tmp_path: Path, med
     assert tone.error is None and tone.analysis is not None
     assert {stage for stage, _ in seen} <= set(STAGES) and ("utterances", 1.0) in seen
     # the options are the analyzer's own, file after file
-    assert first.analysis.settings["modalities"] == ["text", "voice"]
+    assert first.analysis.settings.modalities == ["text", "voice"]
     assert not first.analysis.modalities["face"].available
 
 

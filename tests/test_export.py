@@ -122,7 +122,7 @@ def test_analyze_reads_faces_through_an_export(face_export: Path, tmp_path: Path
     plain = analyze(DEMO, AnalyzeOptions(transcript=str(srt)))
     exported = analyze(DEMO, AnalyzeOptions(transcript=str(srt), face_weights=str(face_export)))
     assert exported.modalities["face"].model == plain.modalities["face"].model
-    assert "face" in exported.settings["fusion"]["baselines"]
+    assert "face" in exported.settings.fusion.baselines
     a, b = plain.utterances[0], exported.utterances[0]
     for label, p in a.per_modality["face"].emotion.probabilities.items():
         assert b.per_modality["face"].emotion.probabilities[label] == pytest.approx(p, abs=1e-5)

@@ -61,7 +61,7 @@ def test_every_clip(analyses: list) -> None:
 def test_transcripts_overlap_the_reference(analyses: list) -> None:
     checked, misses = [], set()
     for row, analysis in analyses:
-        if not aligned(row, analysis.media["duration"]):
+        if not aligned(row, analysis.media.duration):
             continue
         checked.append(clip_name(row))
         hypothesis = set(words(" ".join(u.text for u in analysis.utterances)))
@@ -82,7 +82,7 @@ def word_error_rate(pairs: list) -> tuple[float, int, int]:
 
 def test_word_error_rate(analyses: list, capsys: pytest.CaptureFixture[str]) -> None:
     every = word_error_rate(analyses)
-    matched = word_error_rate([(r, a) for r, a in analyses if aligned(r, a.media["duration"])])
+    matched = word_error_rate([(r, a) for r, a in analyses if aligned(r, a.media.duration)])
     with capsys.disabled():
         print(f"\nWER, Whisper tiny.en beam 1 (encoder in torch bf16 where the CPU has it): {every[0]:.3f} "
               f"over all 11 MELD clips "

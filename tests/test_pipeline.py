@@ -14,9 +14,9 @@ def test_demo_video_end_to_end() -> None:
     stages: list[tuple[str, float]] = []
     analysis = analyze(DEMO, progress=lambda stage, done: stages.append((stage, done)))
     validate(analysis.to_dict())
-    assert analysis.media["duration"] == pytest.approx(21.9, abs=0.5)
+    assert analysis.media.duration == pytest.approx(21.9, abs=0.5)
     assert len(analysis.utterances) >= 5
-    weights = analysis.settings["fusion"]["weights"]
+    weights = analysis.settings.fusion.weights
     for u in analysis.utterances:
         assert set(u.per_modality) == {"text", "face", "voice"}  # the face is visible throughout
         assert u.modalities_used == [m for m in ("text", "face", "voice") if weights[m] > 0]
@@ -81,7 +81,7 @@ def test_transcript_replaces_asr_and_no_face_drops_the_face(tmp_path: Path, medi
     assert analysis.modalities["face"].reason == "no face found in the sampled frames"
     assert analysis.utterances[0].sentiment.label == "negative"
     assert analysis.utterances[1].sentiment.label == "positive"
-    assert analysis.settings["asr_model"] is None
+    assert analysis.settings.asr_model is None
 
 
 def test_python_api() -> None:
@@ -89,7 +89,7 @@ def test_python_api() -> None:
 
     analysis = moodlens.analyze(DEMO, fps=1.0)
     assert isinstance(analysis, moodlens.Analysis)
-    assert analysis.settings["fps"] == 1.0
+    assert analysis.settings.fps == 1.0
 
 
 def test_modalities_turned_off_are_not_run_and_say_so(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_modalities_turned_off_are_not_run_and_say_so(tmp_path: Path) -> None:
     (line,) = analysis.utterances
     assert "face" not in line.per_modality and line.modalities_used == ["text", "voice"]
     assert line.speaker == "S1" and not line.speaker_detail.get("face_track")  # voice alone names it
-    assert analysis.settings["modalities"] == ["text", "voice"]
+    assert analysis.settings.modalities == ["text", "voice"]
     validate(analysis.to_dict())
     only_face = analyze(DEMO, AnalyzeOptions(transcript=str(srt), modalities="face"))  # as the CLI spells it
     assert only_face.utterances[0].modalities_used == ["face"]
@@ -145,7 +145,7 @@ def test_damage_and_notes_are_the_files_not_one_per_pass(tmp_path: Path) -> None
     audio_seconds(damaged, [], one_pass)
     analysis = analyze(damaged)
     assert one_pass.audio_packets >= 1 and len(analysis.utterances) >= 2  # several passes read the audio
-    assert analysis.media["damage"] == one_pass.to_dict()
+    assert analysis.to_dict()["media"]["damage"] == one_pass.to_dict()
 
     cut = truncate(write_media(tmp_path / "whole.mp4", seconds=4.0, faststart=True), tmp_path / "cut.mp4", 0.5)
     notes = analyze(cut).notes
@@ -172,4 +172,4 @@ def test_a_files_audio_is_decoded_once_for_every_pass(monkeypatch: pytest.Monkey
     analysis = analyze(DEMO, AnalyzeOptions(fps=1.0))
     assert decoded == [str(DEMO)]
     voiced = [u for u in analysis.utterances if u.per_modality.get("voice") and u.per_modality["voice"].emotion]
-    assert voiced and analysis.settings["speakers"]["method"].startswith("voice")
+    assert voiced and analysis.settings.speakers.method.startswith("voice")

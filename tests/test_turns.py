@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from moodlens.analysis import Prediction, UtteranceResult
+from moodlens.analysis import Prediction, TurnSettings, UtteranceResult
 from moodlens.labels import EMOTIONS
 from moodlens.options import AnalyzeOptions
 from moodlens.pipeline import analyze
@@ -71,10 +71,10 @@ def test_recognised_fragments_are_judged_as_one_turn_and_captions_keep_their_own
     joined = analyze(DEMO, replace(options, turn_gap=1.5))
     alone = analyze(DEMO, replace(options, turn_gap=0.0))
     assert [u.turn for u in alone.utterances] == list(range(len(alone.utterances)))
-    turns = joined.settings["turns"]
-    assert turns["segments"] == len(joined.utterances) and turns["count"] < turns["segments"]
-    assert turns["max_gap"] == 1.5
-    for k in range(turns["count"]):
+    turns = joined.settings.turns
+    assert turns.segments == len(joined.utterances) and turns.count < turns.segments
+    assert turns.max_gap == 1.5
+    for k in range(turns.count):
         members = [u for u in joined.utterances if u.turn == k]
         assert members, k
         assert all(u.emotion == members[0].emotion and u.per_modality == members[0].per_modality for u in members)
@@ -88,4 +88,4 @@ def test_a_transcripts_cues_stay_their_own_turns(tmp_path: Path) -> None:
                    "2\n00:00:05,100 --> 00:00:06,400\nI love it.\n", encoding="utf-8")
     analysis = analyze(DEMO, AnalyzeOptions(transcript=str(srt), modalities=("text",), diarize=False))
     assert [u.turn for u in analysis.utterances] == [0, 1]
-    assert analysis.settings["turns"] == {"max_gap": AnalyzeOptions().turn_gap, "count": 2, "segments": 2}
+    assert analysis.settings.turns == TurnSettings(count=2, segments=2, max_gap=AnalyzeOptions().turn_gap)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from moodlens.errors import INCOMPLETE_MEDIA
 from moodlens.labels import EMOTIONS, SENTIMENTS
+from moodlens.media import MediaInfo
 
 SCHEMA_VERSION = "1.4"
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "analysis-v1.json"
@@ -107,6 +108,115 @@ class ModalityInfo:
     languages: str | None = None  # how it treats languages other than English (language.py)
 
 
+@dataclass(frozen=True)
+class Damage:
+    """What decoding skipped: packets the demuxer or decoder rejected. Skipped audio is replaced by
+    silence of the same length, so times stay true."""
+
+    audio_packets: int = 0
+    audio_seconds: float = 0.0
+    video_packets: int = 0
+    demux_errors: int = 0
+
+
+@dataclass(frozen=True)
+class MediaRecord(MediaInfo):
+    """Analysis.media: the file or stream as probed (media.MediaInfo), with what decoding skipped;
+    `path` is the name its user knows it by."""
+
+    damage: Damage | None = None  # absent from documents written before damage was counted
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> MediaRecord:
+        damage = raw.get("damage")
+        return cls(**{**_known(cls, raw), "damage": Damage(**damage) if damage is not None else None})
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    """How the experts' judgements were joined: decision-level (weights, the measured baselines,
+    the per-utterance trust) or feature-level (one `moodlens train` model)."""
+
+    method: str
+    weights: dict[str, float] | None = None
+    baselines: list[str] | None = None
+    trust: dict[str, Any] | None = None
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class SpeakerSettings:
+    """How speakers were found: the method ("off", "none", "voice (CAM++)", "face tracks only ..."),
+    the count forced by --speakers N, the voice embedding model, and whether labels came online."""
+
+    method: str
+    forced_count: int | None = None
+    voice_model: str | None = None
+    online: bool | None = None
+
+
+@dataclass(frozen=True)
+class TurnSettings:
+    """What the experts judged whole: `count` turns from `segments` recognised segments, joined
+    across pauses up to `max_gap` s (files), or closed by the `unit` of a live stream."""
+
+    count: int
+    segments: int
+    max_gap: float | None = None
+    unit: str | None = None
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """A live analysis: its source, when it started, what ended it, and whether it ended whole."""
+
+    source: str
+    started_at: str
+    ended: str
+    complete: bool
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Analysis.settings: what the analysis ran with. Records that a document predates are None."""
+
+    asr_model: str | None = None  # None: a transcript gave the lines
+    transcript: str | None = None
+    fps: float = 2.0
+    device: str = "cpu"
+    fusion: FusionSettings | None = None
+    speakers: SpeakerSettings | None = None
+    turns: TurnSettings | None = None  # schema 1.3
+    modalities: list[str] = field(default_factory=lambda: ["text", "face", "voice"])
+    language: str = "auto"  # schema 1.4
+    live: LiveSettings | None = None  # live analyses only
+
+    def to_dict(self) -> dict[str, Any]:
+        """As JSON holds it: a record that is absent is left out, and so is an absent value inside one."""
+        out: dict[str, Any] = {}
+        for name, value in asdict(self).items():
+            if isinstance(value, dict) and name != "modalities":
+                value = {k: v for k, v in value.items() if v is not None}
+            if value is not None or name in ("asr_model", "transcript"):
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Settings:
+        records = {"fusion": FusionSettings, "speakers": SpeakerSettings, "turns": TurnSettings, "live": LiveSettings}
+        given = _known(cls, raw)
+        for name, record in records.items():
+            if given.get(name) is not None:
+                given[name] = record(**_known(record, given[name]))
+        return cls(**given)
+
+
+def _known(cls: type, raw: dict[str, Any]) -> dict[str, Any]:
+    """The keys of `raw` that `cls` has fields for: a newer minor schema may add others."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in raw.items() if k in names}
+
+
 UTTERANCE_COLUMNS = (
     "index", "start", "end", "speaker", "text", "emotion", "emotion_score", "sentiment", "sentiment_score",
     "modalities_used", *(f"emotion_p_{e}" for e in EMOTIONS), *(f"sentiment_p_{s}" for s in SENTIMENTS),
@@ -116,8 +226,8 @@ UTTERANCE_COLUMNS = (
 
 @dataclass(frozen=True)
 class Analysis:
-    media: dict[str, Any]
-    settings: dict[str, Any]
+    media: MediaRecord
+    settings: Settings
     modalities: dict[str, ModalityInfo]
     utterances: list[UtteranceResult]
     summary: Summary
@@ -136,10 +246,14 @@ class Analysis:
 
     @property
     def name(self) -> str:
-        return Path(self.media["path"]).stem
+        return Path(self.media.path).stem
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["settings"] = self.settings.to_dict()
+        if self.media.damage is None:
+            del data["media"]["damage"]
+        return data
 
     def utterance_rows(self) -> list[dict[str, Any]]:
         """One flat record per utterance, keyed by UTTERANCE_COLUMNS: what the CSV writer and
@@ -204,8 +318,8 @@ class Analysis:
         raw_summary = dict(data["summary"])
         raw_summary["sentiment_timeline"] = [SentimentPoint(**p) for p in raw_summary["sentiment_timeline"]]
         return cls(
-            media=data["media"],
-            settings=data["settings"],
+            media=MediaRecord.from_dict(data["media"]),
+            settings=Settings.from_dict(data["settings"]),
             modalities={k: ModalityInfo(**v) for k, v in data["modalities"].items()},
             utterances=utterances,
             summary=Summary(**raw_summary),

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import torch
 
-from moodlens.analysis import ModalityInfo, ModalityResult, Prediction, UtteranceResult
+from moodlens.analysis import FusionSettings, ModalityInfo, ModalityResult, Prediction, UtteranceResult
 from moodlens.experts import MediaContext
 from moodlens.features import utterance_features
 from moodlens.fusion import assemble
@@ -36,7 +36,7 @@ def load_feature_model(folder: str, device: str = "cpu"
 
 
 def analyze_feature_level(media: MediaContext, utterances: Sequence[Utterance]
-                          ) -> tuple[list[UtteranceResult], dict[str, ModalityInfo], dict[str, object]]:
+                          ) -> tuple[list[UtteranceResult], dict[str, ModalityInfo], FusionSettings]:
     info, options, notes, damage, report = media.info, media.options, media.notes, media.damage, media.report
     model, document, backbone = load_feature_model(str(options.model), options.device)
     config = model.config
@@ -79,7 +79,7 @@ def analyze_feature_level(media: MediaContext, utterances: Sequence[Utterance]
                 fused.append(prediction)
     results = assemble(utterances, per_modality, fused)
     report("fusion", 1.0)
-    fusion = {"method": "feature-level", "model": str(options.model)}
+    fusion = FusionSettings("feature-level", model=str(options.model))
     return results, _modality_info(document, backbone, results), fusion
 
 

@@ -20,11 +20,20 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from moodlens.analysis import Analysis, ModalityResult, Prediction, UtteranceResult
+from moodlens.analysis import (
+    Analysis,
+    LiveSettings,
+    ModalityResult,
+    Prediction,
+    Settings,
+    SpeakerSettings,
+    TurnSettings,
+    UtteranceResult,
+)
 from moodlens.asr import LanguageReader, TranscribeOptions, load_asr_model
 from moodlens.errors import ModelNotFoundError
 from moodlens.events import Emit, event, utterance_event
@@ -47,6 +56,7 @@ from moodlens.pipeline import (
     fusion_record,
     language_record,
     measured_baselines,
+    media_record,
     modality_infos,
     turned_off,
 )
@@ -337,25 +347,23 @@ class LiveSession:
         if not self.results:
             self.notes.append("no speech detected: the analysis has no utterances")
         duration = max(self.latest, 1e-3)
-        media = {**asdict(replace(self.info, duration=round(duration, 3))), "damage": DecodeDamage().to_dict()}
-        settings = {
-            "asr_model": analyze.asr_model, "transcript": None, "fps": analyze.fps, "device": analyze.device,
-            "fusion": fusion_record(analyze),
-            "speakers": speakers,
-            "turns": {"unit": f"speech span closed by {self.options.min_silence:g} s of silence (live)",
-                      "count": len(self.results), "segments": len(self.results)},
-            "modalities": list(analyze.modalities), "language": analyze.language,
-            "live": {"source": self.name, "started_at": self.started_at, "ended": reason, "complete": complete},
-        }
+        media = media_record(replace(self.info, duration=round(duration, 3)), self.info.path, DecodeDamage())
+        settings = Settings(
+            asr_model=analyze.asr_model, transcript=None, fps=analyze.fps, device=analyze.device,
+            fusion=fusion_record(analyze), speakers=speakers,
+            turns=TurnSettings(count=len(self.results), segments=len(self.results),
+                               unit=f"speech span closed by {self.options.min_silence:g} s of silence (live)"),
+            modalities=list(analyze.modalities), language=analyze.language,
+            live=LiveSettings(source=self.name, started_at=self.started_at, ended=reason, complete=complete))
         guess = file_language((u.duration, u.language, u.language_probability) for u in self.segments)
         self.finished = build_analysis(media, settings, modality_infos(outputs), self.results, self.notes,
                                        language_record(self.segments, guess, analyze.language))
         return self.finished
 
-    def _rediarize(self) -> dict[str, object]:
+    def _rediarize(self) -> SpeakerSettings:
         analyze = self.models.options
         if not analyze.diarize or not self.results:
-            return {"method": "off" if not analyze.diarize else "none"}
+            return SpeakerSettings("off" if not analyze.diarize else "none")
         tracks = [face_track(p.get("face")) for p in self.per_modality]
         evidence = SpeakerEvidence(self.embeddings, self.voiced, tracks,
                                    self.opened.has_audio and self.models.speaker_encoder is not None)
@@ -366,10 +374,9 @@ class LiveSession:
                 changes.append({"index": i, "from": result.speaker, "to": label})
             self.results[i] = replace(result, speaker=label, speaker_detail=found.details[i])
         self.emit(event("speakers", changes=changes, method=found.method))
-        settings: dict[str, object] = {"method": found.method, "forced_count": analyze.speakers, "online": True}
-        if self.models.speaker_encoder is not None:
-            settings["voice_model"] = self.models.speaker_encoder.name
-        return settings
+        encoder = self.models.speaker_encoder
+        return SpeakerSettings(found.method, forced_count=analyze.speakers, online=True,
+                               voice_model=encoder.name if encoder is not None else None)
 
 
 def _unused_reason(name: str, opened: Opened) -> str:
@@ -420,7 +427,7 @@ def run_live(source: Source, options: LiveOptions, emit: Emit, models: LiveModel
 
 def end_event(analysis: Analysis, written: list[str] | None = None, job: str | None = None) -> dict[str, object]:
     """The `end` event of a finished session, once its Analysis is stored (`written`, `job`)."""
-    live = analysis.settings.get("live", {})
-    return event("end", reason=live.get("ended", "end of stream"), complete=bool(live.get("complete", True)),
-                 duration=analysis.media["duration"], utterances=len(analysis.utterances),
+    live = analysis.settings.live
+    return event("end", reason=live.ended if live else "end of stream", complete=live.complete if live else True,
+                 duration=analysis.media.duration, utterances=len(analysis.utterances),
                  written=list(written or []), job=job)

@@ -12,7 +12,17 @@ from pathlib import Path
 from threadpoolctl import ThreadpoolController
 
 from moodlens import __version__
-from moodlens.analysis import Analysis, ModalityInfo, UtteranceResult
+from moodlens.analysis import (
+    Analysis,
+    Damage,
+    FusionSettings,
+    MediaRecord,
+    ModalityInfo,
+    Settings,
+    SpeakerSettings,
+    TurnSettings,
+    UtteranceResult,
+)
 from moodlens.asr import TranscribeOptions, cpu_fallback_note, load_asr_model, transcribe
 from moodlens.errors import ModelNotFoundError, TranscriptError
 from moodlens.experts import EXPERTS, Expert, ExpertOutput, MediaContext
@@ -126,23 +136,21 @@ def _judge(media: MediaContext) -> Analysis:
         notes.append("no speech detected: the analysis has no utterances")
     if damage.any:
         notes.append(damage.describe())
-    settings = {
-        "asr_model": None if options.transcript else options.asr_model,
-        "transcript": options.transcript,
-        "fps": options.fps,
-        "device": options.device,
-        "fusion": fusion,
-        "speakers": speakers,
-        "turns": {"max_gap": options.turn_gap, "count": len(turns), "segments": len(segments)},
-        "modalities": list(options.modalities),
-        "language": options.language,
-    }
-    media_record = {**asdict(info), "path": options.media_name or info.path, "damage": damage.to_dict()}
-    return build_analysis(media_record, settings, modalities, results, notes, heard,
-                          named=[u.speaker for u in utterances if u.speaker])
+    settings = Settings(
+        asr_model=None if options.transcript else options.asr_model, transcript=options.transcript,
+        fps=options.fps, device=options.device, fusion=fusion, speakers=speakers,
+        turns=TurnSettings(count=len(turns), segments=len(segments), max_gap=options.turn_gap),
+        modalities=list(options.modalities), language=options.language)
+    return build_analysis(media_record(info, options.media_name or info.path, damage), settings, modalities,
+                          results, notes, heard, named=[u.speaker for u in utterances if u.speaker])
 
 
-def build_analysis(media: dict[str, object], settings: dict[str, object], modalities: dict[str, ModalityInfo],
+def media_record(info: MediaInfo, name: str, damage: DecodeDamage) -> MediaRecord:
+    """Analysis.media: what was probed, under the name the user knows it by, with what decoding skipped."""
+    return MediaRecord(**{**asdict(info), "path": name, "damage": Damage(**damage.to_dict())})
+
+
+def build_analysis(media: MediaRecord, settings: Settings, modalities: dict[str, ModalityInfo],
                    results: list[UtteranceResult], notes: list[str], language: dict[str, object],
                    named: list[str] | None = None) -> Analysis:
     """The Analysis of judged utterances, with its summaries (`named`: a transcript's speaker names)."""
@@ -161,7 +169,7 @@ def build_analysis(media: dict[str, object], settings: dict[str, object], modali
 
 
 def _decision_level(media: MediaContext, utterances: list[Utterance], experts: dict[str, Expert]
-                    ) -> tuple[list[UtteranceResult], dict[str, ModalityInfo], dict[str, object]]:
+                    ) -> tuple[list[UtteranceResult], dict[str, ModalityInfo], FusionSettings]:
     """Each expert on its own (those of `experts`; the others are turned off), then a weighted
     product of their probabilities."""
     outputs: dict[str, ExpertOutput] = {}
@@ -180,11 +188,11 @@ def _decision_level(media: MediaContext, utterances: list[Utterance], experts: d
     return assemble(utterances, per_modality, fused), modality_infos(outputs), fusion_record(media.options)
 
 
-def fusion_record(options: AnalyzeOptions) -> dict[str, object]:
-    """Analysis.settings["fusion"] for decision-level fusion with these options."""
-    return {"method": "decision-level (weighted product of likelihood ratios, per-utterance reliability)",
-            "weights": asdict(options.fusion), "baselines": sorted(measured_baselines(options)),
-            "trust": asdict(TRUST)}
+def fusion_record(options: AnalyzeOptions) -> FusionSettings:
+    """Analysis.settings.fusion for decision-level fusion with these options."""
+    return FusionSettings("decision-level (weighted product of likelihood ratios, per-utterance reliability)",
+                          weights=asdict(options.fusion), baselines=sorted(measured_baselines(options)),
+                          trust=asdict(TRUST))
 
 
 def modality_infos(outputs: dict[str, ExpertOutput]) -> dict[str, ModalityInfo]:
@@ -211,11 +219,11 @@ def turned_off(modalities: tuple[str, ...], count: int) -> ExpertOutput:
 
 
 def _speakers(media: MediaContext, utterances: list[Utterance], results: list[UtteranceResult]
-              ) -> tuple[list[UtteranceResult], dict[str, object]]:
+              ) -> tuple[list[UtteranceResult], SpeakerSettings]:
     """Who said each utterance: voice embeddings and the talking face tracks (speakers.py)."""
     options = media.options
     if not options.diarize or not results:
-        return results, {"method": "off" if not options.diarize else "none"}
+        return results, SpeakerSettings("off" if not options.diarize else "none")
     media.report("speakers", 0.0)
     tracks = [face_track(r.per_modality.get("face")) for r in results]
     encoder = None
@@ -230,10 +238,8 @@ def _speakers(media: MediaContext, utterances: list[Utterance], results: list[Ut
     found = diarize(utterances, evidence, options.speakers)
     media.report("speakers", 1.0)
     labelled = [replace(r, speaker=found.labels[i], speaker_detail=found.details[i]) for i, r in enumerate(results)]
-    settings: dict[str, object] = {"method": found.method, "forced_count": options.speakers}
-    if encoder is not None:
-        settings["voice_model"] = encoder.name
-    return labelled, settings
+    return labelled, SpeakerSettings(found.method, forced_count=options.speakers,
+                                     voice_model=encoder.name if encoder is not None else None)
 
 
 TRUST = Trust()

@@ -57,7 +57,7 @@ def test_html_page_is_self_contained_and_points_at_the_video(tmp_path: Path) -> 
     analysis = sample_analysis()
     media = tmp_path / "videos" / "clip.mp4"
     sneaky = dataclasses.replace(analysis.utterances[0], text="</script><script>alert(1)</script>")
-    analysis = dataclasses.replace(analysis, media={**analysis.media, "path": str(media)},
+    analysis = dataclasses.replace(analysis, media=dataclasses.replace(analysis.media, path=str(media)),
                                    utterances=[sneaky, *analysis.utterances[1:]])
     (where,) = write(analysis, tmp_path / "out", ["html"])
     written = Path(where)

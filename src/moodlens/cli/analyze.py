@@ -321,8 +321,7 @@ def command_options(*, runs_here: bool = True, **flags: object) -> AnalyzeOption
 
 
 def _print_analysis(analysis: Analysis, written: list[str]) -> None:
-    table = Table(title=f"{Path(analysis.media['path']).name} "
-                        f"({analysis.media['duration']:.1f} s)", show_lines=False)
+    table = Table(title=f"{Path(analysis.media.path).name} ({analysis.media.duration:.1f} s)", show_lines=False)
     for column, justify in (("start", "right"), ("end", "right"), ("speaker", "left"), ("text", "left"),
                             ("emotion (p)", "left"), ("sentiment (p)", "left"),
                             ("modalities", "left")):
@@ -360,7 +359,7 @@ def _print_analysis(analysis: Analysis, written: list[str]) -> None:
 
 
 def _print_speakers(analysis: Analysis) -> None:
-    method = analysis.settings.get("speakers", {}).get("method", "")
+    method = analysis.settings.speakers.method if analysis.settings.speakers else ""
     table = Table(title=f"speakers ({method})", show_lines=False)
     for column in ("speaker", "talk time", "utterances", "dominant emotion", "sentiment", "face tracks"):
         table.add_column(column, justify="right" if column in ("talk time", "utterances", "sentiment") else "left")

