@@ -14,7 +14,6 @@ from moodlens.asr import (
     quietest_point,
     split_sentences,
     transcribe,
-    trim_padding,
 )
 from tests.conftest import DEMO, SHARED, need_shared
 
@@ -108,19 +107,6 @@ def test_a_cuda_library_missing_at_the_first_product_is_found_at_load_time(monke
     finally:
         cuda_unusable.cache_clear()
 
-
-def test_trim_padding_keeps_the_audio_and_that_much_padding() -> None:
-    features = np.zeros((80, 3000), np.float32)
-    features[:, :231] = -0.6
-    features[:, 100] = 0.0  # digital silence inside the audio is not padding
-    trimmed = trim_padding(features, 1000)
-    assert trimmed.shape == (80, 1232)  # 231 + 1000, made even for the encoder's stride of 2
-    np.testing.assert_array_equal(trimmed, features[:, :1232])
-    assert trim_padding(features[None], 1000).shape == (1, 80, 1232)
-    assert trim_padding(features, 3000) is features
-    features[7, 2100] = 0.2
-    assert trim_padding(features, 1000) is features  # speech to 2101 + 1000 reaches the end
-    assert trim_padding(np.zeros((80, 3000), np.float32), 500).shape == (80, 500)
 
 
 def test_asr_encodes_a_short_clip_with_ten_seconds_of_padding(monkeypatch: pytest.MonkeyPatch) -> None:

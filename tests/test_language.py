@@ -19,6 +19,7 @@ from moodlens.language import (
     file_language,
     looks_english,
     transcript_language,
+    trim_padding,
 )
 from moodlens.options import AnalyzeOptions
 from tests.conftest import MELD_DIR, SHARED, need_shared
@@ -181,3 +182,17 @@ def test_translated_segments_go_to_the_utterance_they_overlap() -> None:
                Utterance(4.3, 5.0, "Well.")]
     assert assign_translations(heard, english) == ["Hello everyone.", "How are you? Well.", ""]
     assert assign_translations(heard, []) == ["", "", ""]
+
+
+def test_trim_padding_keeps_the_audio_and_that_much_padding() -> None:
+    features = np.zeros((80, 3000), np.float32)
+    features[:, :231] = -0.6
+    features[:, 100] = 0.0  # digital silence inside the audio is not padding
+    trimmed = trim_padding(features, 1000)
+    assert trimmed.shape == (80, 1232)  # 231 + 1000, made even for the encoder's stride of 2
+    np.testing.assert_array_equal(trimmed, features[:, :1232])
+    assert trim_padding(features[None], 1000).shape == (1, 80, 1232)
+    assert trim_padding(features, 3000) is features
+    features[7, 2100] = 0.2
+    assert trim_padding(features, 1000) is features  # speech to 2101 + 1000 reaches the end
+    assert trim_padding(np.zeros((80, 3000), np.float32), 500).shape == (80, 500)

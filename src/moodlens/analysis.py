@@ -34,6 +34,12 @@ class Prediction:
                    {k: round(v, 6) for k, v in zip(labels, values, strict=True)})
 
 
+# ModalityResult.detail keys that fusion reads (fusion.fuse_file): the track an expert chose as
+# the talking face, and how unlike the training voices a voice is (VoiceHead.atypicality)
+TALKING_TRACK = "talking_track"
+ATYPICALITY = "atypicality"
+
+
 @dataclass(frozen=True)
 class ModalityResult:
     """One expert's view of one utterance. `coverage` in [0, 1] scales its fusion weight.

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from moodlens.errors import ModelNotFoundError
-from moodlens.language import AUTO, ENGLISH, MULTILINGUAL_MODEL, LanguageGuess, detect_language, speech_only
+from moodlens.language import (
+    AUTO,
+    ENGLISH,
+    MULTILINGUAL_MODEL,
+    LanguageGuess,
+    detect_language,
+    speech_only,
+    trim_padding,
+)
 from moodlens.media import SAMPLE_RATE, DecodeDamage, iter_audio
 from moodlens.models.weights import resolve_asr_model
 from moodlens.utterances import Utterance
@@ -137,19 +145,6 @@ def falls_back(decoded: tuple, options: TranscriptionOptions) -> bool:
     unsure = options.log_prob_threshold is not None and avg_logprob < options.log_prob_threshold
     silent = options.no_speech_threshold is not None and result.no_speech_prob > options.no_speech_threshold
     return (repetitive or unsure) and not (silent and unsure)
-
-
-def trim_padding(features: np.ndarray, padding: int) -> np.ndarray:
-    """Mel `features` ([batch,] mels, frames) cut `padding` frames after their last frame of audio.
-
-    faster-whisper's padding frames are exact zeros (`pad_or_trim`); a log-mel frame of real
-    audio, even digital silence, is never zero in every band. The count is kept even because the
-    encoder halves it.
-    """
-    audio = np.flatnonzero(np.any(features != 0, axis=tuple(range(features.ndim - 1))))
-    length = (int(audio[-1]) + 1 if audio.size else 0) + padding
-    length += length % 2
-    return features if length >= features.shape[-1] else features[..., :length]
 
 
 def load_asr_model(options: TranscribeOptions) -> WhisperModel:

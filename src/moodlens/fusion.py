@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moodlens.analysis import ModalityResult, Prediction, UtteranceResult
+from moodlens.analysis import ATYPICALITY, TALKING_TRACK, ModalityResult, Prediction, UtteranceResult
 from moodlens.labels import EMOTIONS, SENTIMENTS
 
 MEASURED = Path(__file__).resolve().parent / "weights" / "fusion_v3.json"
@@ -216,12 +216,9 @@ def fuse_file(per_modality: Sequence[dict[str, ModalityResult]], weights: Fusion
     """`fuse` for every utterance of one file (or those at `indices`: a live stream fuses its
     newest against the baselines of all so far), each with its own reliabilities: the face against
     its track's own baseline, the voice by how typical it is (see the module doc)."""
-    from moodlens.experts.face import TRACK
-    from moodlens.experts.voice import ATYPICALITY
-
     trust = trust or Trust()
     known = baselines or {}
-    faces = own_baselines(per_modality, "face", TRACK, trust.face_change)
+    faces = own_baselines(per_modality, "face", TALKING_TRACK, trust.face_change)
     chosen = range(len(per_modality)) if indices is None else indices
     fused = []
     for results, face in ((per_modality[i], faces[i]) for i in chosen):

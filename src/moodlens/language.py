@@ -100,8 +100,6 @@ def _language_token(model: WhisperModel, speech: np.ndarray, padding_seconds: fl
     `padding_seconds` after the speech."""
     from faster_whisper.audio import pad_or_trim
 
-    from moodlens.asr import trim_padding
-
     features = pad_or_trim(model.feature_extractor(speech))
     if padding_seconds is not None:
         hop = model.feature_extractor.hop_length
@@ -177,3 +175,16 @@ def transcript_language(texts: Sequence[str], language: str) -> LanguageGuess:
     if english is None and language == AUTO:
         return LanguageGuess(ENGLISH, None, "too few words to tell the transcript's language; read as English")
     return LanguageGuess(ENGLISH, None, given=language == ENGLISH)
+
+
+def trim_padding(features: np.ndarray, padding: int) -> np.ndarray:
+    """Mel `features` ([batch,] mels, frames) cut `padding` frames after their last frame of audio.
+
+    faster-whisper's padding frames are exact zeros (`pad_or_trim`); a log-mel frame of real
+    audio, even digital silence, is never zero in every band. The count is kept even because the
+    encoder halves it.
+    """
+    audio = np.flatnonzero(np.any(features != 0, axis=tuple(range(features.ndim - 1))))
+    length = (int(audio[-1]) + 1 if audio.size else 0) + padding
+    length += length % 2
+    return features if length >= features.shape[-1] else features[..., :length]

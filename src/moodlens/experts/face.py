@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from moodlens.analysis import ModalityInfo, ModalityResult, Prediction
+from moodlens.analysis import TALKING_TRACK, ModalityInfo, ModalityResult, Prediction
 from moodlens.experts.base import ExpertOutput, MediaContext, finished, sentiment_from_emotion, unavailable
 from moodlens.faces import FaceDetector, crop_face, default_detector
 from moodlens.labels import EMOTIONS, SENTIMENTS
@@ -29,11 +29,8 @@ from moodlens.options import AnalyzeOptions
 from moodlens.tracks import FaceTracker, TrackedFace, TrackSighting, active_track
 from moodlens.utterances import Utterance
 
-TRACK = "talking_track"  # detail key: the track chosen as talking, whichever face was read
 MAX_READ_AHEAD = 1200  # frames read before the utterances are known (10 min at 2 fps; some 8 MB)
-# Reading ahead should take the core speech recognition leaves idle, not share the one it uses:
-# at nice 10 the 11 MELD clips took 3.85 s against 4.19 s at 0 (the demo, one long window
-# decoded on one thread, gains little either way)
+# reading ahead takes the core that speech recognition leaves idle, not the one it uses (bench/realtime_factor.py)
 BESIDE_NICENESS = 10
 
 
@@ -219,7 +216,7 @@ class FaceExpert:
                 Prediction.from_probabilities(EMOTIONS, emotion),
                 Prediction.from_probabilities(SENTIMENTS, sentiment_from_emotion(emotion)),
                 coverage=round(len(chosen_read) / len(frames), 4),
-                detail={"frames": len(frames), "frames_with_face": len(chosen_read), TRACK: track,
+                detail={"frames": len(frames), "frames_with_face": len(chosen_read), TALKING_TRACK: track,
                         "selected_by": selected_by, "faces": len(sightings),
                         "sentiment_from": "emotion, via P(sentiment | emotion) on MELD train"})
         return results
@@ -227,4 +224,4 @@ class FaceExpert:
 
 def face_track(result: ModalityResult | None) -> str | None:
     """The face track an utterance's face result read (the talking face), if any."""
-    return None if result is None else result.detail.get(TRACK)
+    return None if result is None else result.detail.get(TALKING_TRACK)

@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 
-from moodlens.analysis import ModalityInfo, ModalityResult, Prediction
+from moodlens.analysis import ATYPICALITY, ModalityInfo, ModalityResult, Prediction
 from moodlens.asr import cpu_fallback_note
 from moodlens.experts.base import ExpertOutput, MediaContext, finished, sentiment_from_emotion, unavailable
 from moodlens.features import utterance_audio
@@ -27,7 +27,6 @@ from moodlens.options import AnalyzeOptions
 from moodlens.utterances import Utterance
 
 SILENCE_RMS = 10 ** (-50 / 20)  # -50 dBFS: nothing to hear
-ATYPICALITY = "atypicality"  # detail key: how unlike the training voices this one is (VoiceHead.atypicality)
 
 
 class VoiceExpert:

@@ -109,9 +109,7 @@ def onnx_session(model: str | Path | bytes, device: str = "cpu", threads: int = 
 
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
-    # Idle workers would spin for a while after each run, and the video decoding and numpy work
-    # between RetinaFace's frames would then have one core of two: the face stage of the demo
-    # took 0.77 s with spinning and 0.62 s without (bench/stage_profile.py).
+    # spinning idle workers would take a core from the decoding between frames (bench/stage_profile.py)
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     gpu = device == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
     providers = (["CUDAExecutionProvider"] if gpu else []) + ["CPUExecutionProvider"]

@@ -35,9 +35,8 @@ class ServerSettings:
     max_attempts: int = 3  # a job whose worker dies is tried this often, then fails
     warm: bool = True  # load the models when the workers start, not on the first job
     model_dir: Path | None = None  # SageMaker's SM_MODEL_DIR: the models in it replace the packaged ones
-    # /v1/live sessions at once; 0: none. One per two cores: bench/live_latency.py --via websocket
-    # keeps one session within the latency target on 2 cores, and two together (one server, one
-    # judgement at a time) at p50 1.1 s, not
+    # /v1/live sessions at once (0: none): one per two cores keeps each within its latency target
+    # (bench/live_latency.py --via websocket --sessions 1 2; docs/live.md)
     max_live_sessions: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
 
     @property

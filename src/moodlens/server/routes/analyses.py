@@ -13,8 +13,17 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect
 
-from moodlens.server import uploads
 from moodlens.server.services import found_job, media_url, require_key, require_key_or_signature, services
+from moodlens.server.uploads import (
+    MAX_FORM_FIELDS,
+    StreamedUpload,
+    UploadError,
+    check_media,
+    discard,
+    job_fields,
+    receive_multipart,
+    suffix,
+)
 from moodlens.server.worker import JOB_OPTIONS, RESULT_NAME, job_folder, media_file
 
 RESULTS = {"result": (".analysis.json", "application/json"), "result.csv": (".utterances.csv", "text/csv"),
@@ -32,34 +41,34 @@ async def create_analysis(request: Request) -> JSONResponse:
         raise HTTPException(400, "send multipart/form-data with the video in the field `file`")
     limit = app.settings.max_upload_mb * 2**20
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + uploads.MAX_FORM_FIELDS + 64 * 1024:
+    if declared and declared.isdigit() and int(declared) > limit + MAX_FORM_FIELDS + 64 * 1024:
         raise HTTPException(413, f"upload is larger than the {app.settings.max_upload_mb} MB limit")
     job_id = secrets.token_hex(16)
     folder = job_folder(app.settings.data_dir, job_id)
-    upload = uploads.StreamedUpload(params[b"boundary"], folder / "upload.part", limit)
+    upload = StreamedUpload(params[b"boundary"], folder / "upload.part", limit)
     try:
-        await uploads.receive_multipart(request, upload)
+        await receive_multipart(request, upload)
         if upload.filename is None:
-            raise uploads.UploadError(400, "no file in the field `file`")
+            raise UploadError(400, "no file in the field `file`")
         if upload.size == 0:
-            raise uploads.UploadError(415, f"{upload.filename}: the file is empty")
-        chosen = uploads.job_fields(upload.fields)
+            raise UploadError(415, f"{upload.filename}: the file is empty")
+        chosen = job_fields(upload.fields)
         if chosen:
             (folder / JOB_OPTIONS).write_text(json.dumps(chosen), encoding="utf-8")
-        media = folder / f"media{uploads.suffix(upload.filename)}"
+        media = folder / f"media{suffix(upload.filename)}"
         (folder / "upload.part").rename(media)
         # probing and the database run in threads, off the event loop
-        await asyncio.to_thread(uploads.check_media, media, upload.filename)
+        await asyncio.to_thread(check_media, media, upload.filename)
         job = await asyncio.to_thread(app.store.create, upload.filename, upload.size, job_id)
-    except uploads.UploadError as err:
-        await asyncio.to_thread(uploads.discard, folder, upload)
+    except UploadError as err:
+        await asyncio.to_thread(discard, folder, upload)
         raise HTTPException(err.status, str(err)) from None
     except ClientDisconnect:
         # the client went away mid-upload: nothing of it is kept, and nobody reads the answer
-        await asyncio.to_thread(uploads.discard, folder, upload)
+        await asyncio.to_thread(discard, folder, upload)
         return JSONResponse({"error": "the upload was cut off"}, status_code=400)
     except BaseException:
-        await asyncio.to_thread(uploads.discard, folder, upload)
+        await asyncio.to_thread(discard, folder, upload)
         raise
     app.workers.notify()
     return JSONResponse({"id": job.id, "status": job.status}, status_code=202,
