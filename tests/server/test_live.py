@@ -251,3 +251,23 @@ def test_a_server_stopped_mid_session_stores_it(tmp_path: Path, demo: tuple) -> 
     assert job["status"] == "done" and job["stage"] == "cut off"
     assert len(result["utterances"]) == len(client.of_type("utterance")) >= 1
     running.stop()
+
+
+def test_a_client_that_does_not_read_is_closed_with_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events for a client that does not read wait up to EVENT_BACKLOG; the next one ends the
+    session (its job is kept, cut off) with close code 1008 and the reason. Over a real socket
+    the kernel's buffers hold megabytes first, so the bound is checked on the connection itself."""
+    from moodlens.server import live
+
+    monkeypatch.setattr(live, "EVENT_BACKLOG", 3)
+
+    async def unread() -> tuple[live.LiveConnection, list[object]]:
+        connection = live.LiveConnection(hub=None, websocket=None)  # the queueing needs neither
+        for n in range(5):
+            connection._queue_event({"type": "face", "n": n})
+        return connection, [connection.inbox.get_nowait() for _ in range(connection.inbox.qsize())]
+
+    connection, told = asyncio.run(unread())
+    assert connection.outbox.qsize() == 3 and connection.ended.is_set() and told == [None]  # analysis told to end
+    reason, complete, code = connection.ending
+    assert code == live.POLICY and not complete and "read too slowly (3 events waiting)" in reason
