@@ -5,6 +5,7 @@ What it yields are Utterances (utterances.py); transcript files are read by tran
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Iterable, Iterator
@@ -83,9 +84,11 @@ def _whisper(model: str, device: str, compute_type: str, padding_seconds: float)
     # its own, libgomp counts more threads than cores and stops spinning for everyone, and
     # torch's many small ops (CAM++, MPNet) then wait on sleeping threads: twice as slow. With
     # the encoder in torch, what CTranslate2 has left (decoding a few tokens, word alignment,
-    # the voice expert's short clips) needs no team.
+    # the voice expert's short clips) needs no team; without bf16 its int8 encoder gets a team
+    # only where both fit in the cores (bench/realtime_factor.py with MOODLENS_BF16=0).
+    together = 2 * cores <= (os.cpu_count() or 1)
     whisper = WhisperModel(folder, device=device, compute_type=compute_type,
-                           cpu_threads=1 if encoder is not None else cores)
+                           cpu_threads=cores if encoder is None and together else 1)
     if encoder is not None:
         import torch
 
