@@ -139,19 +139,29 @@ def test_sigterm_mid_stream_keeps_what_was_finalised_and_exits(tmp_path: Path) -
 
 
 def test_a_second_ctrl_c_quits_at_once_and_still_writes_what_was_finalised(tmp_path: Path) -> None:
-    live = start_live(tmp_path, "--modalities", "text")
-    feed(live, DEMO, speed=1.0)
-    wait_for(live, lambda: of_type(live, "utterance"))
-    time.sleep(1.0)  # into the next line's speech, so there is speech still open to skip
-    live.process.send_signal(signal.SIGINT)
-    # two signals sent at once are delivered as one
-    wait_for(live, lambda: any(line.startswith("stopping") for line in live.stderr))
-    live.process.send_signal(signal.SIGINT)
-    assert live.process.wait(timeout=30) == 1, "".join(live.stderr)
-    time.sleep(0.2)
+    """The second Ctrl-C must land while the speech still open waits to be judged; on a fast machine
+    that judging can be over first, and the stream then ends whole (exit 0), which is no test of
+    the second Ctrl-C: such a try is made again, up to three times."""
+    for attempt in range(3):
+        folder = tmp_path / f"try{attempt}"
+        folder.mkdir()
+        live = start_live(folder, "--modalities", "text")
+        feed(live, DEMO, speed=1.0)
+        wait_for(live, lambda live=live: of_type(live, "utterance"))
+        time.sleep(1.0)  # into the next line's speech, so there is speech still open to skip
+        live.process.send_signal(signal.SIGINT)
+        # two signals sent at once are delivered as one
+        wait_for(live, lambda live=live: any(line.startswith("stopping") for line in live.stderr))
+        live.process.send_signal(signal.SIGINT)
+        code = live.process.wait(timeout=30)
+        time.sleep(0.2)
+        if code == 0 and of_type(live, "end")[0]["complete"]:
+            continue  # the open speech was judged before the second Ctrl-C arrived
+        break
+    assert code == 1, "".join(live.stderr)
     end = of_type(live, "end")[0]
     assert end["reason"] == "interrupted" and not end["complete"]
-    saved = json.loads((tmp_path / "stream.analysis.json").read_text(encoding="utf-8"))
+    saved = json.loads((folder / "stream.analysis.json").read_text(encoding="utf-8"))
     assert len(saved["utterances"]) >= 1 and not saved["settings"]["live"]["complete"]
     errors = [line for line in live.stderr if line.startswith("error")]
     assert len(errors) == 1 and "what was finalised is written" in errors[0]
