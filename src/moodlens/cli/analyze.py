@@ -87,14 +87,15 @@ def analyze(
         errors.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
     failures = len(problems)
     inputs = failures + len(found)  # each bad folder counts once, each file once
-    items, _ = plan(found, Destination(out), formats)
+    dest = Destination(out)
+    items, _ = plan(found, dest, formats)
     for item in items:
         if item.name != input_stem(item.uri):
             console.print(f"[yellow]note:[/] another input is also called {input_stem(item.uri)!r}: results for "
                           f"{item.uri} are written as {item.name}.*", highlight=False)
         with progress_bars() as progress:
             tasks = {s: progress.add_task(f"{PurePosixPath(item.uri).name}: {s}", total=1.0) for s in STAGES}
-            record = analyse_item(item, Destination(out), formats, options, stage_updater(progress, tasks),
+            record = analyse_item(item, dest, formats, options, stage_updater(progress, tasks),
                                  reraise=debug)
         if record.analysis is not None:
             _print_analysis(record.analysis, record.written)
