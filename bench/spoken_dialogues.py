@@ -26,6 +26,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,8 +36,23 @@ sys.path.insert(0, str(ROOT))
 from scripts.spoken_dialogues import DEV_CSV, SpokenLine, build  # noqa: E402
 from tests.test_meld_clips import word_errors, words  # noqa: E402
 
+if TYPE_CHECKING:
+    from moodlens.analysis import Analysis
+    from moodlens.options import AnalyzeOptions
+
 EMOTIONS = ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise")
 SENTIMENTS = ("negative", "neutral", "positive")
+
+
+LIVE = "audio, live path"
+
+
+def analyze_live(path: Path, options: AnalyzeOptions) -> Analysis:
+    """The wav as `moodlens live FILE` reads it: speech spans closed by Silero VAD, at full speed."""
+    from moodlens.live import LiveOptions, run_live
+    from moodlens.sources import parse_source
+
+    return run_live(parse_source(str(path)), LiveOptions(analyze=options), emit=lambda event: None)
 
 
 def line_predictions(lines: list[SpokenLine], utterances: list[dict], source: str, task: str,
@@ -84,6 +100,8 @@ def main() -> None:
     parser.add_argument("--modalities", default="text,voice")
     parser.add_argument("--text-weights", help="a text model file; default: the shipped one")
     parser.add_argument("--asr-model", default="tiny.en", help="the speech recognition model (--asr-model of analyze)")
+    parser.add_argument("--live", action="store_true",
+                        help="also analyse each wav on the live path (moodlens live FILE: speech spans, at full speed)")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
 
@@ -102,6 +120,8 @@ def main() -> None:
     settings: list[tuple[str, AnalyzeOptions, bool]] = [("transcript", replace(base, turn_gap=0.0), True)]
     gaps = args.turn_gap or [base.turn_gap]
     settings += [(f"audio, turn gap {gap:g} s", replace(base, turn_gap=gap), False) for gap in gaps]
+    if args.live:
+        settings.append((LIVE, base, False))
 
     truth_emotion = [line.emotion for line in lines]
     truth_sentiment = [line.sentiment for line in lines]
@@ -114,7 +134,7 @@ def main() -> None:
         errors = total = missing = 0
         for dialogue in dialogues:
             chosen = replace(options, transcript=str(dialogue.srt)) if with_transcript else options
-            analysis = analyze(dialogue.wav, chosen).to_dict()
+            analysis = (analyze_live(dialogue.wav, chosen) if name == LIVE else analyze(dialogue.wav, chosen)).to_dict()
             utterances = analysis["utterances"]
             per_line["te"] += line_predictions(dialogue.lines, utterances, "text", "emotion", EMOTIONS)
             per_line["ts"] += line_predictions(dialogue.lines, utterances, "text", "sentiment", SENTIMENTS)
