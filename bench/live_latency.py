@@ -67,13 +67,14 @@ def _rss_mb(pid: int) -> float | None:
     return None
 
 
-def _start(modalities: str, bf16: str, threads: int, out: Path) -> Session:
+def _start(modalities: str, bf16: str, threads: int, out: Path, partials: float | None) -> Session:
     env = {**os.environ, "MOODLENS_THREADS": str(threads)}
     if bf16 != "auto":
         env["MOODLENS_BF16"] = bf16
     process = subprocess.Popen(
         [sys.executable, "-m", "moodlens.cli", "live", "-", "--events", "-", "--out", str(out), "--format", "json",
-         "--modalities", modalities, "--stall-timeout", "30"],
+         "--modalities", modalities, "--stall-timeout", "30",
+         *(["--partials", str(partials)] if partials else [])],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True, bufsize=1)
     session = Session(process)
 
@@ -127,13 +128,14 @@ def _watch_memory(sessions: list[Session], done: threading.Event) -> None:
         done.wait(1.0)
 
 
-def run(media: Path, minutes: float, sessions: int, bf16: str, speed: float, modalities: str) -> list[dict]:
+def run(media: Path, minutes: float, sessions: int, bf16: str, speed: float, modalities: str,
+        partials: float | None = None) -> list[dict]:
     with av.open(str(media)) as container:
         length = float(container.duration or 0) / 1e6
     repeat = max(1, math.ceil(minutes * 60 / length))
     threads = max(1, (os.cpu_count() or 1) // sessions)
     with tempfile.TemporaryDirectory() as tmp:
-        running = [_start(modalities, bf16, threads, Path(tmp) / str(i)) for i in range(sessions)]
+        running = [_start(modalities, bf16, threads, Path(tmp) / str(i), partials) for i in range(sessions)]
         for s in running:
             _wait_ready(s)
         done = threading.Event()
@@ -152,7 +154,8 @@ def run(media: Path, minutes: float, sessions: int, bf16: str, speed: float, mod
     return [_measure(s, speed) for s in running]
 
 
-def run_websocket(media: Path, minutes: float, sessions: int, bf16: str, speed: float, modalities: str) -> list[dict]:
+def run_websocket(media: Path, minutes: float, sessions: int, bf16: str, speed: float, modalities: str,
+                  partials: float | None = None) -> list[dict]:
     """N WebSocket sessions of one `moodlens serve` process, each sent the media's audio and frames."""
     import asyncio
 
@@ -192,7 +195,7 @@ def run_websocket(media: Path, minutes: float, sessions: int, bf16: str, speed: 
             async def one(session: Session, warm_only: bool = False) -> None:
                 async with websockets.connect(url, max_size=None) as ws:
                     await ws.send(json.dumps({"type": "start", "audio": "pcm16", "video": not warm_only,
-                                              "name": "bench"}))
+                                              "name": "bench", "partials": partials}))
 
                     async def receive() -> None:
                         async for message in ws:
@@ -286,15 +289,17 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--modalities", default="text,face,voice")
     parser.add_argument("--via", nargs="+", default=["stdin"], choices=("stdin", "websocket"))
+    parser.add_argument("--partials", type=float, help="ask for partial events every this many seconds of speech")
     args = parser.parse_args()
     print(f"media {args.media.name}, {args.minutes:g} min at {args.speed:g}x real time, modalities "
-          f"{args.modalities}, {os.cpu_count()} cores", flush=True)
+          f"{args.modalities}, {os.cpu_count()} cores"
+          + (f", partial events every {args.partials:g} s of speech" if args.partials else ""), flush=True)
     print("| via | sessions | bf16 | utterances | p50 s | p95 s | max s | first min s | last min s | end after s "
           "| peak MB (1 / 10 / 30 min) | meets target |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for via, bf16, sessions in itertools.product(args.via, args.bf16, args.sessions):
         measure = run if via == "stdin" else run_websocket
-        results = measure(args.media, args.minutes, sessions, bf16, args.speed, args.modalities)
+        results = measure(args.media, args.minutes, sessions, bf16, args.speed, args.modalities, args.partials)
         for r in results:
             meets = (r["p50"] is not None and r["p50"] <= P50_TARGET and r["p95"] <= P95_TARGET
                      and r["exit"] == 0)

@@ -219,3 +219,45 @@ def test_the_audio_ring_keeps_the_last_seconds_in_order() -> None:
     assert np.array_equal(ring.read(30_000, 40_000), signal_[30_000:40_000])
     assert np.array_equal(ring.read(0, 30_000), signal_[24_000:30_000])  # older samples are gone
     assert ring.read(40_000, 41_000).size == 0
+
+
+def run_session(partial_every: float | None) -> list[dict]:
+    """The demo's audio fed to an in-process session with the text expert, 0.1 s at a time."""
+    from moodlens.live import LiveModels, LiveOptions, LiveSession
+    from moodlens.options import AnalyzeOptions
+    from moodlens.sources import AudioChunk, Opened
+
+    options = AnalyzeOptions(modalities=("text",), speakers=None)
+    events: list[dict] = []
+    opened = Opened(True, False, "test", None, None, None, "pcm_s16le", None)
+    session = LiveSession(LiveModels(options), "demo", opened, events.append,
+                          LiveOptions(options, partial_every=partial_every))
+    samples = read_audio(DEMO)
+    for at in range(0, samples.size, 1600):
+        session.feed_audio(AudioChunk(at / 16000, samples[at:at + 1600]))
+    session.finish("end of stream")
+    return events
+
+
+def test_partial_events_show_the_words_so_far_before_their_utterance() -> None:
+    events = run_session(partial_every=0.5)
+    for data in events:
+        validate_event(data)
+    partials = [(i, e) for i, e in enumerate(events) if e["type"] == "partial"]
+    utterances = [(i, e) for i, e in enumerate(events) if e["type"] == "utterance"]
+    assert partials and utterances
+    for at, partial in partials:
+        # each previews speech that a later utterance event, from the same start, makes final
+        final = next((u for i, u in utterances if i > at and u["start"] == partial["start"]), None)
+        assert final is not None, partial
+        assert partial["start"] < partial["end"] <= final["end"] and partial["text"].strip()
+    # one span's partials come as its speech grows, never twice for the same audio
+    for start in {p["start"] for _, p in partials}:
+        ends = [p["end"] for _, p in partials if p["start"] == start]
+        assert ends == sorted(set(ends))
+
+
+def test_without_partials_asked_for_none_are_sent() -> None:
+    events = run_session(partial_every=None)
+    assert not [e for e in events if e["type"] == "partial"]
+    assert [e for e in events if e["type"] == "utterance"]

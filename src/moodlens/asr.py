@@ -245,6 +245,15 @@ class LanguageReader:
         for utterance, text in zip(heard, assign_translations(heard, list(english)), strict=True):
             yield replace(utterance, language=guess.code, language_probability=guess.probability, text_en=text)
 
+    def glimpse(self, samples: np.ndarray, offset: float) -> str:
+        """What speech not yet ended says so far, as a preview: read in the language already told
+        (English until one is), with no telling and no translation, so it costs one decoding pass."""
+        told = self.options.language if self.options.language != AUTO else (self.last.code if self.last else None)
+        model = self.english if told in (ENGLISH, None) else self.multilingual()
+        if model is None or told is None:
+            model, told = self.english, ENGLISH
+        return " ".join(u.text for u in _transcribe_piece(model, samples, offset, self.options, told)).strip()
+
     def language(self, samples: np.ndarray) -> LanguageGuess:
         code = self.options.language
         if code != AUTO:

@@ -7,6 +7,8 @@ Analysis. The types:
 - `start`: the stream is open, and what it holds;
 - `face`: the largest clear face of a sampled frame, its box and what the face model reads in it
   (a preview: the utterance's face result is the talking face over the whole utterance);
+- `partial`: while someone is still speaking (with `--partials`), the words heard so far; a preview
+  that the span's `utterance` event replaces;
 - `utterance`: one finalised utterance, as it will stand in the saved Analysis, except that its
   speaker may be relabelled when the stream ends;
 - `speakers`: when the stream ends, speakers found again over every utterance; the labels that changed;
@@ -26,9 +28,9 @@ from typing import IO, Any
 
 from moodlens.analysis import Prediction, UtteranceResult
 
-EVENTS_SCHEMA_VERSION = "1.0"
+EVENTS_SCHEMA_VERSION = "1.1"
 EVENTS_SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "live-events-v1.json"
-EVENT_TYPES = ("start", "face", "utterance", "speakers", "note", "end")
+EVENT_TYPES = ("start", "face", "partial", "utterance", "speakers", "note", "end")
 
 Emit = Callable[[dict[str, Any]], None]
 

@@ -73,6 +73,7 @@ FRAME_SECONDS = MAX_SPEECH_SECONDS + 10.0  # faces kept, for the same reason
 # A language told this surely is kept for the rest of the stream: telling it again for every
 # utterance would cost Whisper base's encoder each time.
 KEEP_LANGUAGE_ABOVE = 0.8
+MIN_PARTIAL_SECONDS, MAX_PARTIAL_SECONDS = 0.5, MAX_SPEECH_SECONDS  # --partials: more often than 0.5 s is all decoding
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,9 @@ class LiveOptions:
     analyze: AnalyzeOptions = field(default_factory=AnalyzeOptions)
     min_silence: float = MIN_SILENCE_SECONDS
     face_events: bool = True
+    # seconds of new speech between `partial` events while a span is still open; None: none sent.
+    # Each is one more decoding pass over the speech so far, taken from the time the finals need.
+    partial_every: float | None = None
 
 
 class LiveModels:
@@ -179,6 +183,7 @@ class LiveSession:
         self.started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self.finished: Analysis | None = None
         self.early: tuple[SpeechSpan, Prepared | None] | None = None  # a span offered before its pause ended
+        self.glimpsed: tuple[int, int, str] | None = None  # the open span's start, end and text at its last partial
         emit(event("start", source=name, has_audio=opened.has_audio, has_video=opened.has_video,
                    container=opened.container, modalities=list(analyze.modalities), started_at=self.started_at))
         if not opened.has_audio:
@@ -199,6 +204,8 @@ class LiveSession:
         self.latest = max(self.latest, self.audio_origin + self.ring.total / SAMPLE_RATE)
         for span in self.gate.push(chunk.samples):
             self._on_span(span)
+        if self.options.partial_every:
+            self._glimpse(self.options.partial_every)
 
     def feed_frame(self, frame: Frame) -> None:
         self.latest = max(self.latest, frame.time)
@@ -235,6 +242,24 @@ class LiveSession:
                 prepared = self._prepare(span)
         if prepared is not None:
             self._commit(prepared)
+
+    def _glimpse(self, every: float) -> None:
+        """A `partial` event with the words of the speech still open, each time `every` seconds more
+        of it were heard; its final `utterance` event follows when the span closes."""
+        speech = self.gate.open_speech()
+        if speech is None:
+            return
+        last = self.glimpsed if self.glimpsed is not None and self.glimpsed[0] == speech.start else None
+        if speech.end - (last[1] if last else speech.start) < every * SAMPLE_RATE:
+            return
+        origin = self.audio_origin or 0.0
+        first = max(speech.start - int(PAD_SECONDS * SAMPLE_RATE), 0)
+        with self.models.lock:
+            text = self.reader.glimpse(self.ring.read(first, speech.end), origin + first / SAMPLE_RATE)
+        self.glimpsed = (speech.start, speech.end, text)
+        if text and (last is None or text != last[2]):
+            self.emit(event("partial", start=round(origin + speech.start / SAMPLE_RATE, 3),
+                            end=round(origin + speech.end / SAMPLE_RATE, 3), text=text))
 
     def _prepare(self, span: SpeechSpan) -> Prepared | None:
         """Everything about a span that does not depend on the utterances before it being final:

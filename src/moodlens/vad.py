@@ -101,6 +101,13 @@ class SpeechGate:
             closed.extend(self._step(float(p)))
         return closed
 
+    def open_speech(self) -> SpeechSpan | None:
+        """The speech of the span still open, from its start to its last speech so far (not
+        final); None when no span is open."""
+        if self.start is None:
+            return None
+        return SpeechSpan(self.start * FRAME, self.last_speech * FRAME, final=False)
+
     def flush(self) -> list[SpeechSpan]:
         """The open span, closed at its last speech (the stream ended)."""
         if self.start is None:

@@ -104,11 +104,14 @@ def stored(server: Server, job_id: str) -> tuple[dict, dict]:
 
 
 def test_a_session_sends_events_and_is_stored_as_a_job(server: Server, demo: tuple) -> None:
-    client = asyncio.run(session(server.url, *demo, speed=2.0))
+    client = asyncio.run(session(server.url, *demo, speed=2.0, start={
+        "type": "start", "audio": "pcm16", "video": True, "name": "test", "partials": 1.0}))
     for e in client.events:
         validate_event(e)
     utterances = client.of_type("utterance")
     assert len(utterances) >= 3 and client.of_type("face")
+    assert {p["start"] for p in client.of_type("partial")} <= {u["start"] for u in utterances}
+    assert client.of_type("partial")
     end = client.of_type("end")[0]
     assert end["complete"] and end["reason"] == "stopped by the client" and client.close_code == 1000
     job, result = stored(server, end["job"])
@@ -163,6 +166,7 @@ def test_four_sessions_at_once_lose_nothing_and_a_fifth_is_told_to_retry(server:
 @pytest.mark.parametrize(("start", "extra", "code", "says"), [
     ("not json", [], 1003, "the first message must be JSON"),
     ({"type": "start", "audio": "mp3"}, [], 1003, "audio must be pcm16"),
+    ({"type": "start", "audio": "pcm16", "partials": 0.01}, [], 1003, "partials must be a number of seconds"),
     (None, [b"\x07junk"], 1003, "unknown binary message kind 7"),
     (None, [json.dumps({"type": "dance"})], 1003, "a text message must be"),
     (None, [b"\x01" + bytes(5 << 20)], 1009, "a binary message must hold"),

@@ -131,6 +131,9 @@ def live(
     stall_timeout: Annotated[float, typer.Option(
         help="End the stream when nothing arrives for this many seconds.")] = 10.0,
     open_timeout: Annotated[float, typer.Option(help="Give up when the source says nothing for this long.")] = 15.0,
+    partials: Annotated[float | None, typer.Option(
+        help="While someone speaks, show (and send as `partial` events) the words heard so far, each time this "
+             "many seconds more were heard; each costs one more decoding pass. Default: off.")] = None,
     debug: Annotated[bool, typer.Option(help="Show full tracebacks.")] = False,
 ) -> None:
     """Analyse a stream as it happens: each utterance is shown (and sent as an event) when its speech
@@ -142,7 +145,7 @@ def live(
     from dataclasses import replace
 
     from moodlens.events import JsonLines
-    from moodlens.live import LiveOptions, end_event, run_live
+    from moodlens.live import MAX_PARTIAL_SECONDS, MIN_PARTIAL_SECONDS, LiveOptions, end_event, run_live
     from moodlens.sources import parse_source
     from moodlens.writers import write
 
@@ -153,6 +156,8 @@ def live(
                               language=language)
     if stall_timeout <= 0 or open_timeout <= 0:
         raise fail("--stall-timeout and --open-timeout must be positive")
+    if partials is not None and not MIN_PARTIAL_SECONDS <= partials <= MAX_PARTIAL_SECONDS:
+        raise fail(f"--partials must be between {MIN_PARTIAL_SECONDS:g} and {MAX_PARTIAL_SECONDS:g} seconds")
     try:
         parsed = parse_source(source, follow=follow)
     except MoodlensError as err:
@@ -179,7 +184,7 @@ def live(
     for each in (signal.SIGINT, signal.SIGTERM):
         signal.signal(each, on_signal)
     try:
-        analysis = run_live(parsed, LiveOptions(replace(options, media_name=parsed.name)), emit,
+        analysis = run_live(parsed, LiveOptions(replace(options, media_name=parsed.name), partial_every=partials), emit,
                             interrupted=lambda: presses[0] >= 1, abandoned=lambda: presses[0] >= 2,
                             open_timeout=open_timeout, stall_timeout=stall_timeout,
                             ready=lambda: errors.print(f"ready: models loaded, reading {parsed.name}",
@@ -218,6 +223,9 @@ def _show_event(view: Console, data: dict) -> None:
                    f"[{colour}]{emotion.get('label', '-')} {emotion.get('score', 0):.2f}[/] "
                    f"{sentiment.get('label', '-')} [dim]({'+'.join(data['modalities_used']) or 'none'})[/] "
                    f"{escape(data['text'])}", highlight=False, soft_wrap=True)
+    elif kind == "partial":
+        view.print(f"[dim]{_clock(data['start'])}-{_clock(data['end'])} ... {escape(data['text'])}[/]",
+                   highlight=False, soft_wrap=True)
     elif kind == "note":
         view.print(f"[yellow]note:[/] {escape(data['message'])}", highlight=False, soft_wrap=True)
     elif kind == "start":

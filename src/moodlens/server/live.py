@@ -2,7 +2,7 @@
 
 The protocol (docs/live.md):
 - the client's first message is JSON text: {"type": "start", "audio": "pcm16" | "webm", "video": bool,
-  "name": str, "api_key": str}; the key may come as the X-API-Key header instead;
+  "name": str, "api_key": str, "partials": seconds}; the key may come as the X-API-Key header instead;
 - then binary messages, whose first byte says what follows: 1, audio (16 kHz mono s16le PCM, or
   the next piece of a WebM/Opus stream from a browser's MediaRecorder); 2, a camera frame: its
   media time in seconds (float64, little-endian) and a JPEG;
@@ -64,6 +64,7 @@ class StartMessage:
     audio: str
     video: bool
     name: str
+    partials: float | None = None  # LiveOptions.partial_every
 
 
 def parse_start(text: str, api_key: str | None, header_key: str | None,
@@ -84,7 +85,14 @@ def parse_start(text: str, api_key: str | None, header_key: str | None,
     name = data.get("name", "live session")
     if not isinstance(video, bool) or not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise BadMessage("video must be true or false, and name a short text")
-    return StartMessage(audio, video, name.strip())
+    from moodlens.live import MAX_PARTIAL_SECONDS, MIN_PARTIAL_SECONDS
+
+    partials = data.get("partials")
+    if partials is not None and (isinstance(partials, bool) or not isinstance(partials, int | float)
+                                 or not MIN_PARTIAL_SECONDS <= partials <= MAX_PARTIAL_SECONDS):
+        raise BadMessage(f"partials must be a number of seconds from {MIN_PARTIAL_SECONDS:g} to "
+                         f"{MAX_PARTIAL_SECONDS:g}, or left out")
+    return StartMessage(audio, video, name.strip(), None if partials is None else float(partials))
 
 
 class PushedBytes:
@@ -323,12 +331,13 @@ class LiveConnection:
 
     def _analyse(self, models: Any, start: StartMessage) -> None:
         """The analysis thread: feed the session, then store its Analysis in the job."""
-        from moodlens.live import LiveSession, end_event
+        from moodlens.live import LiveOptions, LiveSession, end_event
         from moodlens.sources import AudioChunk, Ended, Opened, Source, SourceReader
         from moodlens.writers import write
 
         opened = Opened(True, start.video, f"websocket {start.audio}", None, None, None, start.audio, "jpeg")
-        session = LiveSession(models, start.name, opened, self._emit)
+        session = LiveSession(models, start.name, opened, self._emit,
+                              LiveOptions(models.options, partial_every=start.partials))
         reader = None
         if self.webm is not None:
             reader = SourceReader(Source(start.name, "", "webm", "stdin", stream=self.webm), stall_timeout=3600)
