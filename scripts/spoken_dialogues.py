@@ -121,8 +121,11 @@ def build(csv_path: Path, out: Path, count: int, seed: int = 0) -> list[SpokenDi
     """`count` dialogues of the CSV, chosen by `seed`, spoken into `out` (reused where built)."""
     from moodlens.data.meld import read_meld_csv
 
+    # one folder per build: builds with another count or seed draw other turn gaps for the same
+    # dialogue, and must not overwrite each other's wavs under an index that still holds the old times
+    out = out / f"{csv_path.stem}-{count}-{seed}-v{BUILD_VERSION}"
     out.mkdir(parents=True, exist_ok=True)
-    index = out / f"index-{csv_path.stem}-{count}-{seed}-v{BUILD_VERSION}.json"
+    index = out / "index.json"
     if index.is_file():
         saved = json.loads(index.read_text(encoding="utf-8"))
         dialogues = [SpokenDialogue(d["dialogue_id"], Path(d["wav"]), Path(d["srt"]),
