@@ -146,6 +146,8 @@ def test_the_live_page_shows_utterances_as_they_come_and_keeps_the_job(served: s
         # utterances appear, each with its emotion, while the stream runs
         judged = "document.querySelectorAll('.utterance[data-emotion]:not([data-emotion=\"\"])').length >= 2"
         page.wait_for_function(judged, timeout=90_000)
+        # and the words of speech still going on, before its utterance is judged
+        page.wait_for_function("Number(document.body.dataset.partials || 0) >= 1", timeout=60_000)
         assert page.locator("body[data-live='1']").count() == 1  # still live: they came before the end
         page.wait_for_selector("#facebox[data-emotion]", state="attached", timeout=30_000)
         assert page.locator(".lane").count() >= 1
