@@ -239,7 +239,7 @@ def run_session(partial_every: float | None) -> list[dict]:
     return events
 
 
-def test_partial_events_show_the_words_so_far_before_their_utterance() -> None:
+def test_partial_events_show_the_words_so_far_and_change_no_final_judgement() -> None:
     events = run_session(partial_every=0.5)
     for data in events:
         validate_event(data)
@@ -256,8 +256,11 @@ def test_partial_events_show_the_words_so_far_before_their_utterance() -> None:
         ends = [p["end"] for _, p in partials if p["start"] == start]
         assert ends == sorted(set(ends))
 
-
-def test_without_partials_asked_for_none_are_sent() -> None:
-    events = run_session(partial_every=None)
-    assert not [e for e in events if e["type"] == "partial"]
-    assert [e for e in events if e["type"] == "utterance"]
+    # a preview only: without partials, the same utterances with the same judgements, and no partial
+    plain = run_session(partial_every=None)
+    assert not [e for e in plain if e["type"] == "partial"]
+    finals = [e for e in plain if e["type"] == "utterance"]
+    assert [(u["start"], u["end"], u["text"], u["emotion"]["label"]) for u in finals] == [
+        (u["start"], u["end"], u["text"], u["emotion"]["label"]) for _, u in utterances]
+    for (_, with_partials), without in zip(utterances, finals, strict=True):
+        assert with_partials["emotion"]["probabilities"] == pytest.approx(without["emotion"]["probabilities"], abs=1e-4)
