@@ -259,6 +259,8 @@ def _measure(session: Session, speed: float) -> dict:
                  if e["type"] == "utterance"]
     ends = [wall for wall, e in session.events if e["type"] == "end"]
     values = sorted(v for _, v in latencies)
+    # a partial's words are as fresh as the last audio it read
+    partials = sorted(wall - (session.origin + e["end"] * pace) for wall, e in session.events if e["type"] == "partial")
     first = [v for at, v in latencies if at <= 60]
     last = [v for at, v in latencies if at >= session.media_sent - 60]
 
@@ -276,6 +278,9 @@ def _measure(session: Session, speed: float) -> dict:
         "end_after_last_packet": round(ends[0] - session.last_sent, 3) if ends else None,
         "peak_mb": {f"{int(m // 60)} min": peak(m) for m in MARKS},
         "media_seconds": round(session.media_sent, 1),
+        "partials": len(partials),
+        "partial_p50": round(statistics.median(partials), 3) if partials else None,
+        "partial_p95": round(partials[min(len(partials) - 1, int(0.95 * len(partials)))], 3) if partials else None,
         "exit": session.process.returncode,
     }
 
@@ -307,6 +312,9 @@ def main() -> None:
             print(f"| {via} | {sessions} | {bf16} | {r['utterances']} | {r['p50']} | {r['p95']} | {r['max']} "
                   f"| {r['first_minute']} | {r['last_minute']} | {r['end_after_last_packet']} | {peaks} "
                   f"| {'yes' if meets else 'no'} |", flush=True)
+            if r["partials"]:
+                print(f"  ({via}, {sessions}, bf16 {bf16}: {r['partials']} partial events, each from the last audio "
+                      f"it read: p50 {r['partial_p50']} s, p95 {r['partial_p95']} s)", flush=True)
 
 if __name__ == "__main__":
     main()
