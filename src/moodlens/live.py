@@ -76,6 +76,15 @@ KEEP_LANGUAGE_ABOVE = 0.8
 MIN_PARTIAL_SECONDS, MAX_PARTIAL_SECONDS = 0.5, MAX_SPEECH_SECONDS  # --partials: more often than 0.5 s is all decoding
 
 
+def partials_problem(seconds: object) -> str | None:
+    """What is wrong with `seconds` as LiveOptions.partial_every (None, which turns partials off,
+    and a number in range are fine); the command line and the WebSocket say it in their words."""
+    if seconds is None or (not isinstance(seconds, bool) and isinstance(seconds, int | float)
+                           and MIN_PARTIAL_SECONDS <= seconds <= MAX_PARTIAL_SECONDS):
+        return None
+    return f"must be a number of seconds from {MIN_PARTIAL_SECONDS:g} to {MAX_PARTIAL_SECONDS:g}"
+
+
 @dataclass(frozen=True)
 class LiveOptions:
     analyze: AnalyzeOptions = field(default_factory=AnalyzeOptions)

@@ -145,7 +145,7 @@ def live(
     from dataclasses import replace
 
     from moodlens.events import JsonLines
-    from moodlens.live import MAX_PARTIAL_SECONDS, MIN_PARTIAL_SECONDS, LiveOptions, end_event, run_live
+    from moodlens.live import LiveOptions, end_event, partials_problem, run_live
     from moodlens.sources import parse_source
     from moodlens.writers import write
 
@@ -156,8 +156,8 @@ def live(
                               language=language)
     if stall_timeout <= 0 or open_timeout <= 0:
         raise fail("--stall-timeout and --open-timeout must be positive")
-    if partials is not None and not MIN_PARTIAL_SECONDS <= partials <= MAX_PARTIAL_SECONDS:
-        raise fail(f"--partials must be between {MIN_PARTIAL_SECONDS:g} and {MAX_PARTIAL_SECONDS:g} seconds")
+    if (problem := partials_problem(partials)) is not None:
+        raise fail(f"--partials {problem}")
     try:
         parsed = parse_source(source, follow=follow)
     except MoodlensError as err:

@@ -85,13 +85,11 @@ def parse_start(text: str, api_key: str | None, header_key: str | None,
     name = data.get("name", "live session")
     if not isinstance(video, bool) or not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise BadMessage("video must be true or false, and name a short text")
-    from moodlens.live import MAX_PARTIAL_SECONDS, MIN_PARTIAL_SECONDS
+    from moodlens.live import partials_problem
 
     partials = data.get("partials")
-    if partials is not None and (isinstance(partials, bool) or not isinstance(partials, int | float)
-                                 or not MIN_PARTIAL_SECONDS <= partials <= MAX_PARTIAL_SECONDS):
-        raise BadMessage(f"partials must be a number of seconds from {MIN_PARTIAL_SECONDS:g} to "
-                         f"{MAX_PARTIAL_SECONDS:g}, or left out")
+    if (problem := partials_problem(partials)) is not None:
+        raise BadMessage(f"partials {problem}, or left out")
     return StartMessage(audio, video, name.strip(), None if partials is None else float(partials))
 
 
