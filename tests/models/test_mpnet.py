@@ -62,3 +62,18 @@ def test_parameter_names_are_transformers(folder: Path) -> None:
 
     theirs = AutoModel.from_pretrained(str(folder), add_pooling_layer=False).state_dict()
     assert MPNetModel.from_folder(folder).state_dict().keys() == theirs.keys()
+
+
+def test_a_target_longer_than_the_limit_is_cut_rather_than_refused(folder: Path) -> None:
+    """A turn past 128 tokens (a monologue, or Whisper repeating one line) with context before it:
+    cutting the context alone cannot make room, so the longer of the two is cut, as
+    transformers cuts it."""
+    from transformers import AutoTokenizer
+
+    contexts, targets = ["", "I said so.", "and then " * 200], ["Hi.", "kids are talking by the door. " * 40, "No!"]
+    ours = encode_pairs(PairTokenizer(folder), contexts, targets, 128)
+    theirs = encode_pairs(AutoTokenizer.from_pretrained(str(folder)), contexts, targets, 128)
+    for key in theirs:
+        assert torch.equal(ours[key], theirs[key]), key
+    assert ours["input_ids"].shape[1] == 128
+    assert all(int(row.sum()) > 0 for row in ours["target_mask"])  # every target is still read

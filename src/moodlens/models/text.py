@@ -265,14 +265,26 @@ def merge_lora(encoder: nn.Module, trained: dict[str, torch.Tensor], scaling: fl
 
 def encode_pairs(tokenizer: object, contexts: Sequence[str], targets: Sequence[str], max_tokens: int
                  ) -> dict[str, torch.Tensor]:
-    """Context as segment A, target as B. Truncation cuts the context, never the target.
+    """Context as segment A, target as B. Truncation cuts the context, not the target, unless
+    the target alone is longer than `max_tokens` (a long monologue turn, or Whisper repeating
+    itself): then the longer of the two is cut, token by token.
 
     `target_mask` marks segment B and its closing special token. For BERT that is exactly
     token_type_ids; MPNet has no token types, so it comes from the tokenizer's sequence ids.
     """
-    tokens = tokenizer(list(contexts), list(targets), padding=True,
-                       truncation="only_first" if any(contexts) else True,
-                       max_length=max_tokens, return_tensors="pt")
+    def encode(truncation: bool | str) -> dict[str, torch.Tensor]:
+        return tokenizer(list(contexts), list(targets), padding=True, truncation=truncation,
+                         max_length=max_tokens, return_tensors="pt")
+
+    if not any(contexts):
+        tokens = encode(True)
+    else:
+        try:
+            tokens = encode("only_first")
+        except Exception as err:  # tokenizers raises a bare Exception when cutting A cannot make room
+            if "too short" not in str(err):
+                raise
+            tokens = encode("longest_first")
     target = torch.zeros_like(tokens["attention_mask"])
     for row in range(len(targets)):
         start = tokens.sequence_ids(row).index(1)
