@@ -3,6 +3,7 @@
     .venv/bin/python bench/spoken_dialogues.py [--dialogues 40] [--seed 0] [--cache DIR]
                                                [--turn-gap S ...] [--modalities text,voice]
                                                [--text-weights FILE] [--asr-model NAME]
+                                               [--true-speakers] [--live]
 
 It builds each dialogue as one 16 kHz wav (scripts/spoken_dialogues.py: one espeak-ng voice per
 speaker, a seeded turn gap between lines) with an SRT of its true lines, then analyses every wav
@@ -16,14 +17,22 @@ The text path is what the ratio is about: the speech is clean and synthetic, so 
 segmentation and context, not noise. Fused figures are printed beside it; espeak-ng's voice is
 out of the voice expert's domain, so they say what fusion does with an untrusted voice, not how
 real voices sound. MELD test dialogues are held back: this is dev.
+
+A change of voice ends a turn (turns.group_turns). The bench counts the quick steps between two
+people's lines (a pause no longer than the turn gap) and how many of them the voices (CAM++)
+told apart; `--true-speakers` adds a row where each segment's voice is its true line's speaker,
+what a perfect voice cue would give.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +54,33 @@ SENTIMENTS = ("negative", "neutral", "positive")
 
 
 LIVE = "audio, live path"
+TRUE_SPEAKERS = "audio, true speakers"
+
+
+@contextlib.contextmanager
+def voice_cue(lines: list[SpokenLine], max_gap: float, tally: Counter, truth: bool) -> Iterator[None]:
+    """Within it, analyze's voice cue is counted against the true speakers: `tally` gets the
+    quick steps between two people's lines and how many of them the voices told apart; `truth`:
+    the cue is each segment's true speaker instead."""
+    import moodlens.pipeline as pipeline
+
+    heard_by = pipeline.voice_labels
+
+    def cue(segments: list, evidence: object) -> list[str | None]:
+        voices = heard_by(segments, evidence)
+        speakers = [max(lines, key=lambda line: min(line.end, s.end) - max(line.start, s.start)).speaker
+                    for s in segments]
+        for k in range(1, len(segments)):
+            if speakers[k] != speakers[k - 1] and segments[k].start - segments[k - 1].end <= max_gap:
+                tally["quick steps"] += 1
+                tally["told apart"] += None not in voices[k - 1:k + 1] and voices[k] != voices[k - 1]
+        return list(speakers) if truth else voices
+
+    pipeline.voice_labels = cue
+    try:
+        yield
+    finally:
+        pipeline.voice_labels = heard_by
 
 
 def analyze_live(path: Path, options: AnalyzeOptions) -> Analysis:
@@ -102,6 +138,8 @@ def main() -> None:
     parser.add_argument("--asr-model", default="tiny.en", help="the speech recognition model (--asr-model of analyze)")
     parser.add_argument("--live", action="store_true",
                         help="also analyse each wav on the live path (moodlens live FILE: speech spans, at full speed)")
+    parser.add_argument("--true-speakers", action="store_true",
+                        help="also analyse with each segment's true speaker as its voice (a perfect voice cue)")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
 
@@ -120,6 +158,8 @@ def main() -> None:
     settings: list[tuple[str, AnalyzeOptions, bool]] = [("transcript", replace(base, turn_gap=0.0), True)]
     gaps = args.turn_gap or [base.turn_gap]
     settings += [(f"audio, turn gap {gap:g} s", replace(base, turn_gap=gap), False) for gap in gaps]
+    if args.true_speakers:
+        settings.append((TRUE_SPEAKERS, base, False))
     if args.live:
         settings.append((LIVE, base, False))
 
@@ -132,9 +172,14 @@ def main() -> None:
         started = time.perf_counter()
         per_line: dict[str, list[str | None]] = {k: [] for k in ("te", "ts", "fe", "fs")}
         errors = total = missing = 0
+        tally: Counter = Counter()
         for dialogue in dialogues:
             chosen = replace(options, transcript=str(dialogue.srt)) if with_transcript else options
-            analysis = (analyze_live(dialogue.wav, chosen) if name == LIVE else analyze(dialogue.wav, chosen)).to_dict()
+            counted = (contextlib.nullcontext() if with_transcript
+                       else voice_cue(dialogue.lines, options.turn_gap, tally, truth=name == TRUE_SPEAKERS))
+            with counted:
+                analysis = (analyze_live(dialogue.wav, chosen) if name == LIVE
+                            else analyze(dialogue.wav, chosen)).to_dict()
             utterances = analysis["utterances"]
             per_line["te"] += line_predictions(dialogue.lines, utterances, "text", "emotion", EMOTIONS)
             per_line["ts"] += line_predictions(dialogue.lines, utterances, "text", "sentiment", SENTIMENTS)
@@ -150,12 +195,15 @@ def main() -> None:
             "fused_emotion": weighted_f1(truth_emotion, per_line["fe"], EMOTIONS),
             "fused_sentiment": weighted_f1(truth_sentiment, per_line["fs"], SENTIMENTS),
             "lines_without_utterance": missing, "wer": errors / max(total, 1),
-            "seconds": time.perf_counter() - started,
+            "seconds": time.perf_counter() - started, **tally,
         }
         figures[name] = scores
         print(f"{name:<28} {scores['text_emotion']:>9.3f} {scores['text_sentiment']:>9.3f} "
               f"{scores['fused_emotion']:>9.3f} {scores['fused_sentiment']:>10.3f} {missing:>7} "
               f"{scores['wer'] if not with_transcript else 0:>6.3f} {scores['seconds']:>5.0f}s")
+        if tally and name != TRUE_SPEAKERS:
+            print(f"{'':<28} quick steps between two people's lines: {tally['quick steps']}, "
+                  f"told apart by voice: {tally['told apart']}")
     reference = figures["transcript"]
     print("\nratio audio / transcript (target >= 0.92):")
     for name, scores in figures.items():

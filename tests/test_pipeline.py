@@ -23,7 +23,7 @@ def test_demo_video_end_to_end() -> None:
         assert sum(u.emotion.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     assert all(analysis.modalities[m].available for m in ("text", "face", "voice"))
     assert "CC BY-NC-SA 4.0" in analysis.modalities["voice"].trained_on
-    assert {s for s, _ in stages} == set(STAGES) == {"probe", "utterances", "text", "face", "voice", "fusion",
+    assert {s for s, _ in stages} == set(STAGES) == {"probe", "utterances", "voices", "text", "face", "voice", "fusion",
                                                      "speakers"}
     assert len(analysis.speakers) == 1  # one (synthetic) voice, one face: never split
     assert all(u.speaker == "S1" and u.speaker_detail["by"] == "voice+face track" for u in analysis.utterances)

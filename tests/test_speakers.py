@@ -8,7 +8,15 @@ import pytest
 
 from moodlens.options import AnalyzeOptions
 from moodlens.pipeline import analyze
-from moodlens.speakers import DISTANCE_THRESHOLD, UNKNOWN, SpeakerEvidence, cluster, diarize, padded_spans
+from moodlens.speakers import (
+    DISTANCE_THRESHOLD,
+    UNKNOWN,
+    SpeakerEvidence,
+    cluster,
+    diarize,
+    padded_spans,
+    voice_labels,
+)
 from moodlens.utterances import Utterance
 from tests.conftest import DEMO, MELD_CLIPS, SHARED, need_shared
 from tests.media_factory import join_clips
@@ -36,6 +44,16 @@ def test_speakers_are_named_in_order_of_first_appearance() -> None:
     assert found.labels == ["S1", "S2", "S1", "S1", "S2"]
     assert found.method == "voice (CAM++)"
     assert all(d == {"by": "voice"} for d in found.details)
+
+
+def test_voice_labels_name_only_what_the_voice_can_tell() -> None:
+    """The turn cue: whom each utterance sounds like, and None where its voice cannot say
+    (too short to embed), whatever a face track would add later."""
+    heard = voices("ABA")
+    evidence = SpeakerEvidence({0: heard[0], 1: heard[1], 3: heard[2]}, {0: 1.5, 1: 1.5, 2: 0.2, 3: 1.5},
+                               ["T1", "T1", "T1", "T1"])
+    assert voice_labels(utterances(4), evidence) == ["S1", "S2", None, "S1"]
+    assert voice_labels(utterances(4), SpeakerEvidence(has_audio=False)) == [None] * 4
 
 
 def test_one_voice_is_one_speaker_and_is_never_split() -> None:

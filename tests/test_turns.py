@@ -6,7 +6,9 @@ import itertools
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy.io import wavfile
 
 from moodlens.analysis import Prediction, TurnSettings, UtteranceResult
 from moodlens.labels import EMOTIONS
@@ -14,7 +16,7 @@ from moodlens.options import AnalyzeOptions
 from moodlens.pipeline import analyze
 from moodlens.turns import MAX_TURN_SECONDS, group_turns, per_segment
 from moodlens.utterances import Utterance
-from tests.conftest import DEMO
+from tests.conftest import DEMO, SHARED, need_shared
 
 
 def fragments(*spans: tuple[float, float], speakers: tuple[str | None, ...] = ()) -> list[Utterance]:
@@ -37,6 +39,19 @@ def test_a_longer_pause_or_another_speaker_starts_a_new_turn() -> None:
     assert [t.members for t in group_turns(segments, max_gap=0.35)] == [(0, 1), (2,)]
     assert [t.members for t in group_turns(segments, max_gap=0.1)] == [(0,), (1,), (2,)]
     assert [t.members for t in group_turns(segments, max_gap=0.0)] == [(0,), (1,), (2,)]
+
+
+def test_a_change_of_voice_ends_a_turn_however_short_the_pause() -> None:
+    """People answer as quickly as they pause inside a line, so the voice decides where the
+    pause cannot; a segment whose voice cannot be told (None) does not split a turn."""
+    segments = fragments((0.0, 1.0), (1.1, 2.0), (2.1, 3.0), (3.1, 3.4), (3.5, 4.5))
+    assert [t.members for t in group_turns(segments, max_gap=0.35)] == [(0, 1, 2, 3, 4)]
+    voices = ("S1", "S1", "S2", None, "S2")
+    assert [t.members for t in group_turns(segments, max_gap=0.35, voices=voices)] == [(0, 1), (2, 3, 4)]
+    # a voice unknown between two others does not bridge them: a turn holds one voice
+    assert [t.members for t in group_turns(segments, max_gap=0.35, voices=("S1", None, "S2", None, "S1"))] == [
+        (0, 1), (2, 3), (4,)]
+    assert len(group_turns(segments, max_gap=0.0, voices=voices)) == 5
 
 
 def test_windows_and_transcript_cues_never_join_and_turns_stay_bounded() -> None:
@@ -89,3 +104,31 @@ def test_a_transcripts_cues_stay_their_own_turns(tmp_path: Path) -> None:
     analysis = analyze(DEMO, AnalyzeOptions(transcript=str(srt), modalities=("text",), diarize=False))
     assert [u.turn for u in analysis.utterances] == [0, 1]
     assert analysis.settings.turns == TurnSettings(count=2, segments=2, max_gap=AnalyzeOptions().turn_gap)
+
+
+def voiced_part(path: Path) -> np.ndarray:
+    """A RAVDESS clip without the second of silence either side of its line."""
+    from moodlens.media import iter_audio
+
+    samples = np.concatenate([s for _, s in iter_audio(path, 60.0, [])])
+    level = np.sqrt(np.mean(samples[: samples.size // 320 * 320].reshape(-1, 320) ** 2, axis=1))
+    loud = np.flatnonzero(level > 0.1 * level.max())
+    return samples[loud[0] * 320:(loud[-1] + 1) * 320]
+
+
+def test_two_voices_answering_quickly_are_never_one_turn(tmp_path: Path) -> None:
+    """Two real actors (RAVDESS 3 and 8) take turns with 0.15 s between lines, under a pause limit
+    (0.5 s) that would join everything: every turn still holds one voice. Without the voice cue
+    the recognised segments of both actors were judged as one turn."""
+    ravdess = need_shared(SHARED / "data" / "speech" / "ravdess")
+    one, two = (sorted((ravdess / f"Actor_{a:02d}").glob("*.flac"))[::20][:3] for a in (3, 8))
+    gap = np.zeros(int(0.15 * 16000), np.float32)
+    audio = np.concatenate([part for a, b in zip(one, two, strict=True) for part in (voiced_part(a), gap,
+                                                                                     voiced_part(b), gap)])
+    wavfile.write(tmp_path / "quick.wav", 16000, (audio * 32767).astype(np.int16))
+    analysis = analyze(tmp_path / "quick.wav", AnalyzeOptions(modalities=("text",), turn_gap=0.5))
+    assert len({u.speaker for u in analysis.utterances if u.speaker_detail.get("by") == "voice"}) >= 2 or \
+        len(analysis.utterances) == 1  # Whisper sometimes hears the whole as one repeated segment
+    for turn in {u.turn for u in analysis.utterances}:
+        voices = {u.speaker for u in analysis.utterances if u.turn == turn and u.speaker_detail.get("by") == "voice"}
+        assert len(voices) <= 1, (turn, [(u.start, u.end, u.speaker, u.turn) for u in analysis.utterances])

@@ -1,11 +1,11 @@
-"""media -> utterances -> experts -> fusion -> Analysis."""
+"""media -> utterances -> voices and turns -> experts -> fusion -> speakers -> Analysis."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,7 +41,7 @@ from moodlens.media import AudioSpool, DecodeDamage, MediaInfo, probe
 from moodlens.models.face import is_shipped_export
 from moodlens.models.speaker import load_speaker_encoder
 from moodlens.options import AnalyzeOptions, require_device
-from moodlens.speakers import diarize, gather_evidence
+from moodlens.speakers import SpeakerEvidence, diarize, gather_evidence, voice_labels
 from moodlens.summary import summarize, summarize_speakers
 from moodlens.transcripts import read_transcript
 from moodlens.turns import group_turns, per_segment
@@ -50,7 +50,7 @@ from moodlens.utterances import Utterance, fixed_windows
 __all__ = ["STAGES", "AnalyzeOptions", "analyze", "warm_up"]
 
 Progress = Callable[[str, float], None]
-STAGES = ("probe", "utterances", *EXPERTS, "fusion", "speakers")
+STAGES = ("probe", "utterances", "voices", *EXPERTS, "fusion", "speakers")
 
 
 def warm_up(options: AnalyzeOptions | None = None) -> None:
@@ -118,8 +118,11 @@ def _judge(media: MediaContext) -> Analysis:
         for expert in experts.values():
             beside.enter_context(expert.reading_ahead(media))
         segments, heard = _utterances(info, options, notes, damage, report, media.audio)
-    # the experts and fusion judge whole turns; captions and speakers keep each segment
-    turns = group_turns(segments, options.turn_gap)
+    # the experts and fusion judge whole turns; captions and speakers keep each segment. A pause
+    # alone cannot tell a turn (people answer as quickly as they pause inside a line), so a
+    # change of voice ends one too.
+    voices = _voices(media, segments)
+    turns = group_turns(segments, options.turn_gap, voices=voice_labels(segments, voices.evidence))
     utterances = [turn.utterance for turn in turns]
     if options.model:
         from moodlens.feature_level import analyze_feature_level
@@ -131,7 +134,7 @@ def _judge(media: MediaContext) -> Analysis:
     # speakers are found per segment: a turn is joined by its pauses alone, and two people's
     # lines with no pause between them (a cut) must still get a speaker each
     results = per_segment(turns, segments, results)
-    results, speakers = _speakers(media, segments, results)
+    results, speakers = _speakers(media, segments, results, voices)
     if not utterances:
         notes.append("no speech detected: the analysis has no utterances")
     if damage.any:
@@ -218,28 +221,46 @@ def turned_off(modalities: tuple[str, ...], count: int) -> ExpertOutput:
     return ExpertOutput([None] * count, ModalityInfo(False, None, None, reason))
 
 
-def _speakers(media: MediaContext, utterances: list[Utterance], results: list[UtteranceResult]
-              ) -> tuple[list[UtteranceResult], SpeakerSettings]:
-    """Who said each utterance: voice embeddings and the talking face tracks (speakers.py)."""
+@dataclass(frozen=True)
+class Voices:
+    """Each segment's voice, embedded once: for the turns first, then for the speakers."""
+
+    evidence: SpeakerEvidence
+    model: str | None = None  # the speaker encoder's name; None when none ran
+
+
+def _voices(media: MediaContext, segments: list[Utterance]) -> Voices:
+    """CAM++ embeddings of the segments that need a speaker (speakers.gather_evidence); no
+    audio, `--speakers off` or fewer than two segments to tell apart: none."""
     options = media.options
-    if not options.diarize or not results:
-        return results, SpeakerSettings("off" if not options.diarize else "none")
-    media.report("speakers", 0.0)
-    tracks = [face_track(r.per_modality.get("face")) for r in results]
+    if not options.diarize or not segments:
+        return Voices(SpeakerEvidence(has_audio=False))
+    media.report("voices", 0.0)
     encoder = None
-    if media.info.has_audio and sum(not u.speaker for u in utterances) >= 2:  # one alone needs no voice
+    if media.info.has_audio and sum(not u.speaker for u in segments) >= 2:  # one alone needs no voice
         try:
             encoder = load_speaker_encoder(options.device)
         except ModelNotFoundError as err:
             media.notes.append(f"speakers: no voice embeddings ({err}); face tracks only")
     with _decoding_pass(media) as own:
-        evidence = gather_evidence(utterances, tracks, media.info.path if media.info.has_audio else None, encoder,
-                                   media.notes, own.damage, media.audio)
-    found = diarize(utterances, evidence, options.speakers)
+        evidence = gather_evidence(segments, [None] * len(segments), media.info.path if media.info.has_audio else None,
+                                   encoder, media.notes, own.damage, media.audio)
+    media.report("voices", 1.0)
+    return Voices(evidence, encoder.name if encoder is not None else None)
+
+
+def _speakers(media: MediaContext, utterances: list[Utterance], results: list[UtteranceResult], voices: Voices
+              ) -> tuple[list[UtteranceResult], SpeakerSettings]:
+    """Who said each utterance: its voice and the talking face tracks (speakers.py)."""
+    options = media.options
+    if not options.diarize or not results:
+        return results, SpeakerSettings("off" if not options.diarize else "none")
+    media.report("speakers", 0.0)
+    tracks = [face_track(r.per_modality.get("face")) for r in results]
+    found = diarize(utterances, replace(voices.evidence, tracks=tracks), options.speakers)
     media.report("speakers", 1.0)
     labelled = [replace(r, speaker=found.labels[i], speaker_detail=found.details[i]) for i, r in enumerate(results)]
-    return labelled, SpeakerSettings(found.method, forced_count=options.speakers,
-                                     voice_model=encoder.name if encoder is not None else None)
+    return labelled, SpeakerSettings(found.method, forced_count=options.speakers, voice_model=voices.model)
 
 
 TRUST = Trust()

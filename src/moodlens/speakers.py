@@ -22,7 +22,7 @@ The threshold and its accuracy are measured by bench/speakers.py on videos joine
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -183,6 +183,17 @@ def diarize(utterances: Sequence[Utterance], evidence: SpeakerEvidence, count: i
             labels[i] = UNKNOWN
             details[i] = {"reason": _why_unknown(i, evidence, tracks[i])}
     return Diarization(labels, details, method)
+
+
+def voice_labels(utterances: Sequence[Utterance], evidence: SpeakerEvidence) -> list[str | None]:
+    """Whom each utterance sounds like, by its voice alone (S<n>, clustered as `diarize` does);
+    None where the voice cannot say (too short, no audio, named by a transcript, or only one
+    utterance to name). What turns.group_turns reads as a change of speaker."""
+    if not evidence.embeddings:
+        return [None] * len(utterances)
+    found = diarize(utterances, replace(evidence, tracks=[None] * len(utterances)))
+    return [label if detail.get("by") == "voice" else None for label, detail in zip(found.labels, found.details,
+                                                                                       strict=True)]
 
 
 def absorb_thin(ids: np.ndarray, pooled: np.ndarray, seconds: Sequence[float],

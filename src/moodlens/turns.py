@@ -4,7 +4,8 @@ Speech recognition cuts one spoken turn into fragments ("Oh God! | Oh, honey... 
 OK."), and a fragment judged alone loses what the rest of the turn says: each of those three
 reads as surprise, the whole line as sadness. MELD, which trained the text model, labels whole
 subtitle lines, often of several sentences. So consecutive segments with a short gap between
-them, of the same speaker where one is known, are joined into a turn, the experts judge the
+them, of the same speaker where one is known and in the same voice where the voice can tell
+(people answer as quickly as they pause inside a line), are joined into a turn, the experts judge the
 turn, and every segment of it keeps its own timing and text for captions, with the turn's
 emotion and its index (`UtteranceResult.turn`), so a reader sees why two captions share one.
 
@@ -36,12 +37,13 @@ class Turn:
 
 
 def group_turns(segments: Sequence[Utterance], max_gap: float = TURN_GAP_SECONDS,
-                max_seconds: float = MAX_TURN_SECONDS) -> list[Turn]:
+                max_seconds: float = MAX_TURN_SECONDS, voices: Sequence[str | None] | None = None) -> list[Turn]:
     """Join each speech-recognition segment to the turn before it when the silence between them
     is at most `max_gap`, both have the same speaker (None for both counts as the same: unknown
-    yet) and the turn stays within `max_seconds`. A transcript's cues are the user's own units
-    and stay apart, as do the fixed windows of a silent video. `max_gap` 0 keeps every segment
-    a turn of its own."""
+    yet), the segment's voice is the turn's (`voices`, per segment: whom it sounds like, None
+    where the voice cannot say; a turn is one voice's) and the turn stays within `max_seconds`.
+    A transcript's cues are the user's own units and stay apart, as do the fixed windows of a
+    silent video. `max_gap` 0 keeps every segment a turn of its own."""
     groups: list[list[int]] = []
     order = sorted(range(len(segments)), key=lambda i: (segments[i].start, i))
     for i in order:
@@ -49,8 +51,11 @@ def group_turns(segments: Sequence[Utterance], max_gap: float = TURN_GAP_SECONDS
         if groups:
             last = segments[groups[-1][-1]]
             first = segments[groups[-1][0]]
+            voice = voices[i] if voices is not None else None
+            turn_voice = next((voices[j] for j in groups[-1] if voices[j] is not None), None) if voices else None
             if (max_gap > 0 and segment.source == "asr" and last.source == "asr"
                     and segment.speaker == last.speaker and segment.start - last.end <= max_gap
+                    and (voice is None or turn_voice is None or voice == turn_voice)
                     and segment.end - first.start <= max_seconds):
                 groups[-1].append(i)
                 continue

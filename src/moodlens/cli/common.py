@@ -62,8 +62,8 @@ FusionSpec = Annotated[str, typer.Option(
     help="Decision-level fusion reliabilities in [0, 1], e.g. text=1,face=0.2,voice=0.5; "
          "default: the measured ones in weights/fusion_v3.json.")]
 TurnGap = Annotated[float | None, typer.Option(
-    help="Longest pause (s) inside one speaker turn, which the experts judge whole; 0 judges each "
-         "recognised segment alone. Default: the measured one.")]
+    help="Longest pause (s) inside one speaker turn, which the experts judge whole (a change of voice "
+         "also ends one); 0 judges each recognised segment alone. Default: the measured one.")]
 Language = Annotated[str, typer.Option(
     help="Spoken language: auto (told from the speech, per minute of audio) or a Whisper code (en, de, es, ...). "
          "English is read by tiny.en; other languages by Whisper base, translated to English for the text model.")]
