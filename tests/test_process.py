@@ -2,7 +2,7 @@ import sys
 
 import pytest
 
-from moodlens.process import limit_heap_growth
+from moodlens.process import limit_heap_growth, return_freed_memory
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
@@ -19,3 +19,11 @@ def test_the_threshold_can_be_set_or_left_to_glibc(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("MOODLENS_MMAP_THRESHOLD", str(4 << 20))
     assert limit_heap_growth() is True
     assert limit_heap_growth(DEFAULT_THRESHOLD) is True  # as it was
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
+def test_freed_memory_is_handed_back() -> None:
+    blocks = [bytearray(64 * 1024) for _ in range(2000)]  # ~128 MB of heap blocks, below the mmap threshold
+    del blocks
+    assert return_freed_memory() is True
+    assert return_freed_memory() is True  # harmless with nothing left to hand back

@@ -10,7 +10,8 @@ web service from a WebSocket. Its memory is bounded: the audio ring holds RING_S
 frames FRAME_SECONDS; what grows is the list of judged utterances, which the Analysis keeps.
 
 A span closes once its speech has paused for vad.MIN_SILENCE_SECONDS, longer than the pause that
-joins segments into a turn in a file, so a live utterance is a turn (turns.py), judged whole.
+joins segments into a turn in a file, so a live utterance is a turn (turns.py), judged whole;
+unlike a file's turns, it is not split where the voice changes within that pause.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from moodlens.pipeline import (
     modality_infos,
     turned_off,
 )
+from moodlens.process import return_freed_memory
 from moodlens.sources import AudioChunk, Ended, Opened, Source, SourceReader
 from moodlens.speakers import MAX_VOICE_SECONDS, MIN_VOICE_SECONDS, OnlineSpeakers, SpeakerEvidence, diarize
 from moodlens.tracks import FaceTracker
@@ -73,6 +75,9 @@ FRAME_SECONDS = MAX_SPEECH_SECONDS + 10.0  # faces kept, for the same reason
 # A language told this surely is kept for the rest of the stream: telling it again for every
 # utterance would cost Whisper base's encoder each time.
 KEEP_LANGUAGE_ABOVE = 0.8
+# Freed memory is handed back to the system after every this many utterances, once each event is
+# out: a trim costs a few milliseconds, and is what keeps a long stream's memory level.
+TRIM_EVERY = 10
 MIN_PARTIAL_SECONDS, MAX_PARTIAL_SECONDS = 0.5, MAX_SPEECH_SECONDS  # --partials: more often than 0.5 s is all decoding
 
 
@@ -330,6 +335,8 @@ class LiveSession:
             result = replace(result, speaker=self.online.assign(prepared.embedding))
         self.results.append(result)
         self.emit(utterance_event(result, prepared.seconds + time.monotonic() - began))
+        if len(self.results) % TRIM_EVERY == 0:
+            return_freed_memory()
 
     def _keep_language(self) -> None:
         guess = self.reader.last

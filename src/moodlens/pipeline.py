@@ -131,8 +131,8 @@ def _judge(media: MediaContext) -> Analysis:
             results, modalities, fusion = analyze_feature_level(own, utterances)
     else:
         results, modalities, fusion = _decision_level(media, utterances, experts)
-    # speakers are found per segment: a turn is joined by its pauses alone, and two people's
-    # lines with no pause between them (a cut) must still get a speaker each
+    # speakers are found per segment: a segment too short for its voice to tell does not end a
+    # turn, yet its talking face may still say whose it is
     results = per_segment(turns, segments, results)
     results, speakers = _speakers(media, segments, results, voices)
     if not utterances:

@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+from functools import lru_cache
 
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 # 8 MB: as flat over video length as 1 MB (bench/memory_long_video.py), about 9 % faster (bench/stage_profile.py)
@@ -22,13 +23,31 @@ def limit_heap_growth(threshold_bytes: int | None = None) -> bool:
     """
     if threshold_bytes is None:  # MOODLENS_MMAP_THRESHOLD overrides, for measuring its cost
         threshold_bytes = int(os.environ.get("MOODLENS_MMAP_THRESHOLD", DEFAULT_THRESHOLD))
-    if not sys.platform.startswith("linux") or threshold_bytes <= 0:
+    libc = _glibc()
+    if libc is None or threshold_bytes <= 0:
         return False
-    name = ctypes.util.find_library("c")
-    if name is None:
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold_bytes))
+
+
+def return_freed_memory() -> bool:
+    """Hand the memory that has been freed back to the OS (glibc's malloc_trim); False off glibc.
+
+    A live stream allocates and frees in several threads for as long as it runs (ONNX Runtime,
+    CTranslate2, torch), and glibc keeps each thread arena's freed pages: without this, some
+    30-minute streams kept about 100 MB more than others (docs/live.md). Unlike
+    limit_heap_growth it changes no setting, so a live session calls it itself."""
+    libc = _glibc()
+    if libc is None:
         return False
+    libc.malloc_trim(0)
+    return True
+
+
+@lru_cache(maxsize=1)
+def _glibc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
     try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold_bytes))
-    except (OSError, AttributeError):
-        return False
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
