@@ -164,7 +164,8 @@ class SpeakerSettings:
 @dataclass(frozen=True)
 class TurnSettings:
     """What the experts judged whole: `count` turns from `segments` recognised segments, joined
-    across pauses up to `max_gap` s (files), or closed by the `unit` of a live stream."""
+    across pauses up to `max_gap` s within one voice (files), or closed as a live stream closes
+    them; `unit` says which, in words."""
 
     count: int
     segments: int

@@ -44,7 +44,7 @@ from moodlens.options import AnalyzeOptions, require_device
 from moodlens.speakers import SpeakerEvidence, diarize, gather_evidence, voice_labels
 from moodlens.summary import summarize, summarize_speakers
 from moodlens.transcripts import read_transcript
-from moodlens.turns import group_turns, per_segment
+from moodlens.turns import describe_turns, group_turns, per_segment
 from moodlens.utterances import Utterance, fixed_windows
 
 __all__ = ["STAGES", "AnalyzeOptions", "analyze", "warm_up"]
@@ -142,7 +142,8 @@ def _judge(media: MediaContext) -> Analysis:
     settings = Settings(
         asr_model=None if options.transcript else options.asr_model, transcript=options.transcript,
         fps=options.fps, device=options.device, fusion=fusion, speakers=speakers,
-        turns=TurnSettings(count=len(turns), segments=len(segments), max_gap=options.turn_gap),
+        turns=TurnSettings(count=len(turns), segments=len(segments), max_gap=options.turn_gap,
+                           unit=describe_turns(segments, options.turn_gap, bool(voices.evidence.embeddings))),
         modalities=list(options.modalities), language=options.language)
     return build_analysis(media_record(info, options.media_name or info.path, damage), settings, modalities,
                           results, notes, heard, named=[u.speaker for u in utterances if u.speaker])

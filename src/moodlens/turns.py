@@ -63,6 +63,16 @@ def group_turns(segments: Sequence[Utterance], max_gap: float = TURN_GAP_SECONDS
     return [Turn(k, tuple(g), join_segments([segments[i] for i in g])) for k, g in enumerate(groups)]
 
 
+def describe_turns(segments: Sequence[Utterance], max_gap: float, by_voice: bool) -> str:
+    """What a file's turns are made of, for Analysis.settings.turns.unit."""
+    if not any(s.source == "asr" for s in segments):
+        return "each segment alone (a transcript's cues, or a silent video's windows)"
+    if max_gap <= 0:
+        return "each recognised segment alone"
+    voice = ", within one voice (CAM++)" if by_voice else " (no voice to tell speakers apart)"
+    return f"recognised segments joined across pauses of up to {max_gap:g} s{voice}"
+
+
 def join_segments(parts: Sequence[Utterance]) -> Utterance:
     if len(parts) == 1:
         return parts[0]
