@@ -1,6 +1,6 @@
 """Speakers, measured: videos joined from MELD clips of different people, diarized.
 
-    .venv/bin/python bench/speakers.py [--clips DIR] [--videos N] [--seed S]
+    .venv/bin/python bench/speakers.py [--clips DIR] [--videos N] [--seed S] [--no-voice-cue]
 
 Each video re-encodes 4 to 6 of the MELD test clips in ../shared (labels.csv names the speaker)
 into one mp4, from 2 or 3 people of whom at least one speaks twice, apart (as in "Chandler,
@@ -19,6 +19,9 @@ Printed per evidence and threshold:
   sentences of one actor) that come back as exactly one speaker;
 - and the time the speakers stage (voice embeddings and clustering) costs per minute of video.
   Face tracking runs inside the face expert; bench/stage_profile.py times that stage.
+
+`--no-voice-cue` lets the pause alone join segments into turns, as before a change of voice
+ended a turn (turns.group_turns): the face expert, and so the talking face track, is read per turn.
 
 The shipped threshold (speakers.DISTANCE_THRESHOLD) was read off this table. These are the only
 MELD clips with media here, so it is chosen on the clips it is scored on; the count check on
@@ -108,7 +111,12 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ravdess", type=Path, default=ROOT.parent / "shared" / "data" / "speech" / "ravdess")
+    parser.add_argument("--no-voice-cue", action="store_true", help="turns joined by their pauses alone")
     args = parser.parse_args()
+    if args.no_voice_cue:
+        import moodlens.pipeline
+
+        moodlens.pipeline.voice_labels = lambda segments, evidence: [None] * len(segments)
     if not (args.clips / "labels.csv").is_file():
         sys.exit(f"no MELD clips at {args.clips}: this benchmark needs ../shared")
 
