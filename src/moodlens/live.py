@@ -75,8 +75,8 @@ FRAME_SECONDS = MAX_SPEECH_SECONDS + 10.0  # faces kept, for the same reason
 # A language told this surely is kept for the rest of the stream: telling it again for every
 # utterance would cost Whisper base's encoder each time.
 KEEP_LANGUAGE_ABOVE = 0.8
-# Freed memory is handed back to the system after every this many utterances, once each event is
-# out: a trim costs a few milliseconds, and is what keeps a long stream's memory level.
+# Freed memory is handed back to the system after every this many utterances, once the event is
+# out: a trim costs a few milliseconds, and lowers the level between peaks (docs/live.md).
 TRIM_EVERY = 10
 MIN_PARTIAL_SECONDS, MAX_PARTIAL_SECONDS = 0.5, MAX_SPEECH_SECONDS  # --partials: more often than 0.5 s is all decoding
 

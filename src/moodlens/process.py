@@ -33,9 +33,10 @@ def return_freed_memory() -> bool:
     """Hand the memory that has been freed back to the OS (glibc's malloc_trim); False off glibc.
 
     A live stream allocates and frees in several threads for as long as it runs (ONNX Runtime,
-    CTranslate2, torch), and glibc keeps each thread arena's freed pages: without this, some
-    30-minute streams kept about 100 MB more than others (docs/live.md). Unlike
-    limit_heap_growth it changes no setting, so a live session calls it itself."""
+    CTranslate2, torch), and glibc keeps each thread arena's freed pages until asked. Handing
+    them back lowers the level between peaks; it has not made a 30-minute stream's peak the
+    same from run to run (docs/live.md). Unlike limit_heap_growth it changes no setting, so a
+    live session calls it itself."""
     libc = _glibc()
     if libc is None:
         return False
