@@ -15,7 +15,8 @@ the utterance's last sample was sent.
 
 It prints, per configuration: p50, p95 and max latency; the mean latency over the first and the
 last minute (the lag must not grow); how long after the last packet the `end` event came; and
-the process's peak memory by 1, 10 and 30 minutes of media. --sessions N runs N processes at once,
+the process's peak memory by 1, 10 and 30 minutes of media, with its level (the median over the
+minute before each: a leak raises the level, a passing peak does not). --sessions N runs N processes at once,
 each fed its own stream, with the cores split between them (MOODLENS_THREADS); over the WebSocket,
 N sessions of one server, which judges one utterance at a time:
 the largest N that keeps p50 <= 1.0 s and p95 <= 2.0 s is how many live sessions the machine holds.
@@ -268,6 +269,14 @@ def _measure(session: Session, speed: float) -> dict:
         seen = [rss for at, rss in session.memory if at <= mark]
         return round(max(seen), 1) if seen and session.media_sent >= mark * 0.95 else None
 
+    def level(mark: float) -> float | None:
+        """The median over the minute of media before `mark`: a leak raises it, a passing peak
+        (one long utterance's buffers) does not."""
+        seen = [rss for at, rss in session.memory if mark - 60.0 < at <= mark]
+        return round(statistics.median(seen), 1) if seen and session.media_sent >= mark * 0.95 else None
+
+    highest = max(session.memory, key=lambda sample: sample[1], default=None)
+
     return {
         "utterances": len(values),
         "p50": round(statistics.median(values), 3) if values else None,
@@ -277,6 +286,8 @@ def _measure(session: Session, speed: float) -> dict:
         "last_minute": round(statistics.mean(last), 3) if last else None,
         "end_after_last_packet": round(ends[0] - session.last_sent, 3) if ends else None,
         "peak_mb": {f"{int(m // 60)} min": peak(m) for m in MARKS},
+        "level_mb": {f"{int(m // 60)} min": level(m) for m in MARKS},
+        "peak_at_min": round(highest[0] / 60, 1) if highest else None,
         "media_seconds": round(session.media_sent, 1),
         "partials": len(partials),
         "partial_p50": round(statistics.median(partials), 3) if partials else None,
@@ -300,18 +311,20 @@ def main() -> None:
           f"{args.modalities}, {os.cpu_count()} cores"
           + (f", partial events every {args.partials:g} s of speech" if args.partials else ""), flush=True)
     print("| via | sessions | bf16 | utterances | p50 s | p95 s | max s | first min s | last min s | end after s "
-          "| peak MB (1 / 10 / 30 min) | meets target |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| peak MB (1 / 10 / 30 min) | level MB (1 / 10 / 30 min) | meets target |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for via, bf16, sessions in itertools.product(args.via, args.bf16, args.sessions):
         measure = run if via == "stdin" else run_websocket
         results = measure(args.media, args.minutes, sessions, bf16, args.speed, args.modalities, args.partials)
         for r in results:
             meets = (r["p50"] is not None and r["p50"] <= P50_TARGET and r["p95"] <= P95_TARGET
                      and r["exit"] == 0)
-            peaks = " / ".join("-" if v is None else f"{v:.0f}" for v in r["peak_mb"].values())
+            peaks, levels = (" / ".join("-" if v is None else f"{v:.0f}" for v in r[key].values())
+                             for key in ("peak_mb", "level_mb"))
             print(f"| {via} | {sessions} | {bf16} | {r['utterances']} | {r['p50']} | {r['p95']} | {r['max']} "
-                  f"| {r['first_minute']} | {r['last_minute']} | {r['end_after_last_packet']} | {peaks} "
+                  f"| {r['first_minute']} | {r['last_minute']} | {r['end_after_last_packet']} | {peaks} | {levels} "
                   f"| {'yes' if meets else 'no'} |", flush=True)
+            print(f"  (highest memory at {r['peak_at_min']} min of media)", flush=True)
             if r["partials"]:
                 print(f"  ({via}, {sessions}, bf16 {bf16}: {r['partials']} partial events, each from the last audio "
                       f"it read: p50 {r['partial_p50']} s, p95 {r['partial_p95']} s)", flush=True)

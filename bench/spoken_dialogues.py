@@ -3,7 +3,7 @@
     .venv/bin/python bench/spoken_dialogues.py [--dialogues 40] [--seed 0] [--cache DIR]
                                                [--turn-gap S ...] [--modalities text,voice]
                                                [--text-weights FILE] [--asr-model NAME]
-                                               [--true-speakers] [--live]
+                                               [--true-speakers] [--whisper-times] [--live]
 
 It builds each dialogue as one 16 kHz wav (scripts/spoken_dialogues.py: one espeak-ng voice per
 speaker, a seeded turn gap between lines) with an SRT of its true lines, then analyses every wav
@@ -21,7 +21,8 @@ real voices sound. MELD test dialogues are held back: this is dev.
 A change of voice ends a turn (turns.group_turns). The bench counts the quick steps between two
 people's lines (a pause no longer than the turn gap) and how many of them the voices (CAM++)
 told apart; `--true-speakers` adds a row where each segment's voice is its true line's speaker,
-what a perfect voice cue would give.
+what a perfect voice cue would give; `--whisper-times` one where the recognised segments keep
+Whisper's own times (asr.snap_to_speech moves them onto the speech that Silero hears).
 """
 
 from __future__ import annotations
@@ -55,6 +56,22 @@ SENTIMENTS = ("negative", "neutral", "positive")
 
 LIVE = "audio, live path"
 TRUE_SPEAKERS = "audio, true speakers"
+WHISPER_TIMES = "audio, Whisper's own times"
+
+
+@contextlib.contextmanager
+def whisper_times(on: bool) -> Iterator[None]:
+    """Within it (when `on`), recognised segments keep Whisper's own times, as before they were
+    moved onto the speech that Silero hears (asr.snap_to_speech)."""
+    from moodlens import asr
+
+    snap = asr.snap_to_speech
+    if on:
+        asr.snap_to_speech = lambda heard, regions: list(heard)
+    try:
+        yield
+    finally:
+        asr.snap_to_speech = snap
 
 
 @contextlib.contextmanager
@@ -140,6 +157,8 @@ def main() -> None:
                         help="also analyse each wav on the live path (moodlens live FILE: speech spans, at full speed)")
     parser.add_argument("--true-speakers", action="store_true",
                         help="also analyse with each segment's true speaker as its voice (a perfect voice cue)")
+    parser.add_argument("--whisper-times", action="store_true",
+                        help="also analyse with Whisper's own segment times, not moved onto Silero's speech")
     parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args()
 
@@ -158,6 +177,8 @@ def main() -> None:
     settings: list[tuple[str, AnalyzeOptions, bool]] = [("transcript", replace(base, turn_gap=0.0), True)]
     gaps = args.turn_gap or [base.turn_gap]
     settings += [(f"audio, turn gap {gap:g} s", replace(base, turn_gap=gap), False) for gap in gaps]
+    if args.whisper_times:
+        settings.append((WHISPER_TIMES, base, False))
     if args.true_speakers:
         settings.append((TRUE_SPEAKERS, base, False))
     if args.live:
@@ -177,7 +198,7 @@ def main() -> None:
             chosen = replace(options, transcript=str(dialogue.srt)) if with_transcript else options
             counted = (contextlib.nullcontext() if with_transcript
                        else voice_cue(dialogue.lines, options.turn_gap, tally, truth=name == TRUE_SPEAKERS))
-            with counted:
+            with counted, whisper_times(name == WHISPER_TIMES):
                 analysis = (analyze_live(dialogue.wav, chosen) if name == LIVE
                             else analyze(dialogue.wav, chosen)).to_dict()
             utterances = analysis["utterances"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+from pathlib import Path
+
 import numpy as np
 import pytest
+from scipy.io import wavfile
 
 from moodlens.asr import (
     TranscribeOptions,
@@ -12,10 +16,13 @@ from moodlens.asr import (
     falls_back,
     load_asr_model,
     quietest_point,
+    snap_to_speech,
     split_sentences,
     transcribe,
 )
+from moodlens.utterances import Utterance
 from tests.conftest import DEMO, SHARED, need_shared
+from tests.media_factory import voiced_part
 
 
 class _Word:
@@ -35,6 +42,58 @@ def test_split_sentences_cuts_at_sentence_ends() -> None:
                         _Word(2.1, 2.4, " okay")])
     assert split_sentences(segment) == [(0, 1.0, "Hi there."), (1.5, 2.0, "Wow!"),
                                         (2.1, 2.4, "okay")]
+
+
+def _said(*times: tuple[float, float]) -> list[Utterance]:
+    return [Utterance(start, end, f"line {i}") for i, (start, end) in enumerate(times)]
+
+
+def test_boundaries_move_to_the_nearest_pause_in_order() -> None:
+    speech = [(0.5, 1.0), (1.8, 3.0), (3.4, 5.0), (6.0, 7.0)]
+    # Whisper's times drifted late: the first line "ends" in the second, the third starts in a pause
+    snapped = snap_to_speech(_said((1.2, 1.9), (1.9, 3.5), (3.6, 5.4), (6.3, 7.4)), speech)
+    # the first start and the last end stay Whisper's, but a line left with no speech takes its own
+    assert [(u.start, u.end) for u in snapped] == [(0.5, 1.0), (1.8, 3.0), (3.4, 5.0), (6.0, 7.4)]
+    assert [u.text for u in snapped] == ["line 0", "line 1", "line 2", "line 3"]
+
+
+def test_a_boundary_with_no_pause_near_it_stays_where_whisper_put_it() -> None:
+    speech = [(0.0, 4.0), (6.0, 7.0)]  # one long stretch of speech: two sentences with no pause
+    snapped = snap_to_speech(_said((0.1, 2.0), (2.0, 3.9), (6.1, 7.2)), speech)
+    assert [(u.start, u.end) for u in snapped] == [(0.1, 2.0), (2.0, 4.0), (6.0, 7.2)]
+    assert snap_to_speech(_said((20.0, 21.0)), speech) == _said((20.0, 21.0))
+    assert snap_to_speech(_said((1.0, 2.0)), []) == _said((1.0, 2.0))
+
+
+def test_two_boundaries_never_share_a_pause_and_times_never_overlap() -> None:
+    speech = [(0.0, 1.0), (1.5, 2.5)]  # one pause for two boundaries
+    snapped = snap_to_speech(_said((0.0, 1.1), (1.2, 1.4), (1.45, 2.5)), speech)
+    assert all(a.end <= b.start for a, b in itertools.pairwise(snapped))
+    assert all(u.start <= u.end for u in snapped)
+    assert sum(1.0 <= u.end <= 1.5 and u.end != 2.5 for u in snapped[:-1]) >= 1  # one went to the pause
+
+
+def test_recognised_lines_begin_and_end_on_speech_not_in_the_pauses(tmp_path: Path) -> None:
+    """Two real actors (RAVDESS 3 and 8) take turns with 0.5 s pauses: every recognised segment
+    starts and ends on a line's speech, never in a pause, where Whisper's own times put a third
+    of the segments of quick dialogue (bench/asr_settings.py)."""
+    ravdess = need_shared(SHARED / "data" / "speech" / "ravdess")
+    one, two = (sorted((ravdess / f"Actor_{a:02d}").glob("*.flac"))[3::17][:3] for a in (3, 8))
+    gap = np.zeros(8000, np.float32)
+    parts = [voiced_part(path) for pair in zip(one, two, strict=True) for path in pair]
+    lines, at = [], 0.5
+    for part in parts:
+        lines.append((at, at + part.size / 16000))
+        at = lines[-1][1] + gap.size / 16000
+    audio = np.concatenate([np.zeros(8000, np.float32), *(x for part in parts for x in (part, gap))])
+    wavfile.write(tmp_path / "dialogue.wav", 16000, (audio * 32767).astype(np.int16))
+    found = list(transcribe(tmp_path / "dialogue.wav"))
+    assert found
+    pauses = [(a_end, b_start) for (_, a_end), (b_start, _) in itertools.pairwise(lines)]
+    for utterance in found:
+        for edge in (utterance.start, utterance.end):
+            assert not any(left + 0.1 < edge < right - 0.1 for left, right in pauses), (edge, utterance, lines)
+    assert sum(any(min(u.end, end) > max(u.start, start) for u in found) for start, end in lines) >= len(lines) - 1
 
 
 def test_transcribe_the_demo_offline() -> None:

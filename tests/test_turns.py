@@ -17,6 +17,7 @@ from moodlens.pipeline import analyze
 from moodlens.turns import MAX_TURN_SECONDS, group_turns, per_segment
 from moodlens.utterances import Utterance
 from tests.conftest import DEMO, SHARED, need_shared
+from tests.media_factory import voiced_part
 
 
 def fragments(*spans: tuple[float, float], speakers: tuple[str | None, ...] = ()) -> list[Utterance]:
@@ -108,16 +109,6 @@ def test_a_transcripts_cues_stay_their_own_turns(tmp_path: Path) -> None:
     assert analysis.settings.turns == TurnSettings(
         count=2, segments=2, max_gap=AnalyzeOptions().turn_gap,
         unit="each segment alone (a transcript's cues, or a silent video's windows)")
-
-
-def voiced_part(path: Path) -> np.ndarray:
-    """A RAVDESS clip without the second of silence either side of its line."""
-    from moodlens.media import iter_audio
-
-    samples = np.concatenate([s for _, s in iter_audio(path, 60.0, [])])
-    level = np.sqrt(np.mean(samples[: samples.size // 320 * 320].reshape(-1, 320) ** 2, axis=1))
-    loud = np.flatnonzero(level > 0.1 * level.max())
-    return samples[loud[0] * 320:(loud[-1] + 1) * 320]
 
 
 def test_two_voices_answering_quickly_are_never_one_turn(tmp_path: Path) -> None:

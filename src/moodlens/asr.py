@@ -5,10 +5,11 @@ What it yields are Utterances (utterances.py); transcript files are read by tran
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -29,6 +30,7 @@ from moodlens.language import (
 from moodlens.media import SAMPLE_RATE, DecodeDamage, iter_audio
 from moodlens.models.weights import resolve_asr_model
 from moodlens.utterances import Utterance
+from moodlens.vad import speech_regions
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -59,6 +61,9 @@ class TranscribeOptions:
     initial_prompt: str | None = None
     # "auto": told from the speech of each chunk (language.py); a code: every chunk is read in it
     language: str = AUTO
+    # Move each boundary between two segments to the pause that Silero hears nearest to it
+    # (snap_to_speech): Whisper's own times drift by up to a second on quick dialogue.
+    snap_to_speech: bool = True
     multilingual_model: str = MULTILINGUAL_MODEL
     # Fallback temperatures for the multilingual model, half of faster-whisper's six: each is one
     # more decoding of a window it reads badly, as it does espeak-ng's Dutch (the real-time factors
@@ -230,7 +235,8 @@ class LanguageReader:
     def read(self, samples: np.ndarray, offset: float) -> Iterator[Utterance]:
         guess = self.language(samples)
         if guess.code in (ENGLISH, None) or not self.multilingual():
-            utterances = _transcribe_piece(self.english, samples, offset, self.options, ENGLISH)
+            utterances = self._snapped(_transcribe_piece(self.english, samples, offset, self.options, ENGLISH), samples,
+                                     offset)
             yield from (replace(u, language=ENGLISH, language_probability=guess.probability) for u in utterances)
             return
         model = self.multilingual()
@@ -242,8 +248,17 @@ class LanguageReader:
         # 30 s windows, and a chunk of short lines would pay for one window a line
         english = _transcribe_piece(model, samples, offset, replace(self.options, split_sentences=False), guess.code,
                                     task="translate")
-        for utterance, text in zip(heard, assign_translations(heard, list(english)), strict=True):
+        # matched on Whisper's own times, which both passes share, before they move onto the speech
+        texts = assign_translations(heard, list(english))
+        for utterance, text in zip(self._snapped(heard, samples, offset), texts, strict=True):
             yield replace(utterance, language=guess.code, language_probability=guess.probability, text_en=text)
+
+    def _snapped(self, heard: Iterable[Utterance], samples: np.ndarray, offset: float) -> list[Utterance]:
+        heard = list(heard)
+        if not self.options.snap_to_speech or not heard:
+            return heard
+        regions = [(offset + start, offset + end) for start, end in speech_regions(samples, self.options.vad_threshold)]
+        return snap_to_speech(heard, regions)
 
     def glimpse(self, samples: np.ndarray, offset: float) -> str:
         """What speech not yet ended says so far, as a preview: read in the language already told
@@ -311,6 +326,79 @@ def _transcribe_piece(
         for start, end, text in pieces:
             if text:
                 yield Utterance(start=offset + start, end=offset + end, text=text)
+
+
+# Whisper's segment times drift, late more often than early: on the spoken dev dialogues a third
+# of the segments start over 0.3 s from their line, a tenth 0.7 s or more (bench/asr_settings.py).
+# A boundary between two segments moves into a pause that Silero hears if one begins or ends within
+# MAX_BOUNDARY_MOVE of it. No further: two people's lines at a cut, or a quick answer, have no pause
+# between them, and there Whisper's own boundary is the best there is.
+MAX_BOUNDARY_MOVE = 0.3
+
+
+def snap_to_speech(heard: Sequence[Utterance], regions: Sequence[tuple[float, float]]) -> list[Utterance]:
+    """`heard` (in time order) with the boundaries between them moved onto the pauses in
+    `regions` (Silero's speech, split at short pauses, in the same seconds).
+
+    Each boundary between two segments goes into a pause between regions, with every boundary
+    in a pause of its own and the order kept: a small dynamic programme that makes the sum of the
+    moves least, where a move is the distance from Whisper's boundary to the pause (none when it
+    is already in it) and leaving a boundary where it is costs MAX_BOUNDARY_MOVE. A segment then
+    ends where the speech before its pause ends and the next starts where the speech after it
+    starts, exact to Silero's 32 ms. The first start and the last end stay Whisper's: the voice
+    expert's head and fusion's reliabilities were measured on clips framed by them (a single
+    line's segment spans its file's silence too), unless the segment would no longer hold any
+    speech, when it takes the region beside its moved edge.
+    """
+    if not heard or not regions:
+        return list(heard)
+    pauses = [(end, start) for (_, end), (start, _) in itertools.pairwise(regions)]
+    bounds = [(u.end + v.start) / 2 for u, v in itertools.pairwise(heard)]
+    where = _place_bounds(bounds, pauses)
+    began = {end: start for start, end in regions}  # a region's start, by its end
+    ended = dict(regions)  # a region's end, by its start
+    out: list[Utterance] = []
+    for k, utterance in enumerate(heard):
+        moved_start = k > 0 and where[k - 1] is not None
+        moved_end = k < len(bounds) and where[k] is not None
+        start = pauses[where[k - 1]][1] if moved_start else utterance.start
+        end = pauses[where[k]][0] if moved_end else utterance.end
+        if out:  # a boundary left where Whisper put it may meet one that moved
+            start = max(start, out[-1].end)
+        if end <= start and moved_end and not moved_start:
+            start = max(began[end], out[-1].end if out else 0.0)
+        elif end <= start and moved_start and not moved_end:
+            end = ended[start]
+        out.append(replace(utterance, start=round(start, 3), end=round(max(end, start), 3)))
+    return out
+
+
+def _place_bounds(bounds: Sequence[float], pauses: Sequence[tuple[float, float]]) -> list[int | None]:
+    """For each boundary, in order, the pause it goes into (an index into `pauses`, increasing)
+    or None (left alone); see snap_to_speech for the cost."""
+    count = len(pauses)
+    # cost[s]: least cost so far with the last pause used being s - 1 (s = 0: none used yet)
+    cost = [0.0] + [float("inf")] * count
+    steps: list[list[tuple[int, int | None]]] = []
+    for bound in bounds:
+        new = [c + MAX_BOUNDARY_MOVE for c in cost]
+        back: list[tuple[int, int | None]] = [(s, None) for s in range(count + 1)]
+        lowest, lowest_at = float("inf"), 0
+        for j, (left, right) in enumerate(pauses):
+            if cost[j] < lowest:
+                lowest, lowest_at = cost[j], j
+            # into the pause, and a hair more for its middle, so that of two pauses it is in
+            # (never: they do not overlap) or equally near, the nearer middle wins
+            move = max(left - bound, 0.0, bound - right) + 1e-3 * abs(bound - (left + right) / 2)
+            if move < MAX_BOUNDARY_MOVE and lowest + move < new[j + 1]:
+                new[j + 1], back[j + 1] = lowest + move, (lowest_at, j)
+        cost = new
+        steps.append(back)
+    state = min(range(count + 1), key=cost.__getitem__)
+    placed: list[int | None] = [None] * len(bounds)
+    for k in reversed(range(len(bounds))):
+        state, placed[k] = steps[k][state]
+    return placed
 
 
 def assign_translations(heard: list[Utterance], english: list[Utterance]) -> list[str]:

@@ -111,7 +111,7 @@ class LiveModels:
         self.experts: dict[str, Expert] = {name: make(options) for name, make in EXPERTS.items()
                                            if name in options.modalities}
         self.asr = TranscribeOptions(model=options.asr_model, device=options.device, language=options.language,
-                                     split_sentences=False)
+                                     split_sentences=False, snap_to_speech=False)  # a span has Silero's edges
         load_asr_model(self.asr)
         self.notes: list[str] = []
         # Sessions of one server share these models: one judges at a time (each call uses every

@@ -44,6 +44,17 @@ class SpeechSpan:
         return (self.end - self.start) / SAMPLE_RATE
 
 
+def speech_regions(samples: np.ndarray, threshold: float = THRESHOLD,
+                   min_silence_ms: int = 100) -> list[tuple[float, float]]:
+    """Where 16 kHz `samples` hold speech, in seconds from their start, split at every pause of
+    `min_silence_ms` or more: Silero's edges, with no padding (faster-whisper runs it batched)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    stamps = get_speech_timestamps(samples, VadOptions(threshold=threshold, min_silence_duration_ms=min_silence_ms,
+                                                       speech_pad_ms=0))
+    return [(stamp["start"] / SAMPLE_RATE, stamp["end"] / SAMPLE_RATE) for stamp in stamps]
+
+
 @lru_cache(maxsize=1)
 def _silero_path() -> str:
     import faster_whisper
