@@ -75,8 +75,8 @@ def test_two_boundaries_never_share_a_pause_and_times_never_overlap() -> None:
 
 def test_recognised_lines_begin_and_end_on_speech_not_in_the_pauses(tmp_path: Path) -> None:
     """Two real actors (RAVDESS 3 and 8) take turns with 0.5 s pauses: every recognised segment
-    starts and ends on a line's speech, never in a pause, where Whisper's own times put a third
-    of the segments of quick dialogue (bench/asr_settings.py)."""
+    starts and ends on a line's speech, never in a pause, where Whisper's own times put 0.188 of
+    the segments' edges on the spoken dev dialogues (bench/asr_settings.py)."""
     ravdess = need_shared(SHARED / "data" / "speech" / "ravdess")
     one, two = (sorted((ravdess / f"Actor_{a:02d}").glob("*.flac"))[3::17][:3] for a in (3, 8))
     gap = np.zeros(8000, np.float32)

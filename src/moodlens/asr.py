@@ -354,9 +354,7 @@ def snap_to_speech(heard: Sequence[Utterance], regions: Sequence[tuple[float, fl
         return list(heard)
     pauses = [(end, start) for (_, end), (start, _) in itertools.pairwise(regions)]
     bounds = [(u.end + v.start) / 2 for u, v in itertools.pairwise(heard)]
-    where = _place_bounds(bounds, pauses)
-    began = {end: start for start, end in regions}  # a region's start, by its end
-    ended = dict(regions)  # a region's end, by its start
+    where = _place_bounds(bounds, pauses)  # pause j lies between regions j and j + 1
     out: list[Utterance] = []
     for k, utterance in enumerate(heard):
         moved_start = k > 0 and where[k - 1] is not None
@@ -366,9 +364,9 @@ def snap_to_speech(heard: Sequence[Utterance], regions: Sequence[tuple[float, fl
         if out:  # a boundary left where Whisper put it may meet one that moved
             start = max(start, out[-1].end)
         if end <= start and moved_end and not moved_start:
-            start = max(began[end], out[-1].end if out else 0.0)
+            start = max(regions[where[k]][0], out[-1].end if out else 0.0)
         elif end <= start and moved_start and not moved_end:
-            end = ended[start]
+            end = regions[where[k - 1] + 1][1]
         out.append(replace(utterance, start=round(start, 3), end=round(max(end, start), 3)))
     return out
 
