@@ -1,6 +1,7 @@
 """Speakers, measured: videos joined from MELD clips of different people, diarized.
 
-    .venv/bin/python bench/speakers.py [--clips DIR] [--videos N] [--seed S] [--no-voice-cue]
+    .venv/bin/python bench/speakers.py [--clips DIR] [--videos N] [--seed S] [--conversations N]
+                                       [--no-voice-cue]
 
 Each video re-encodes 4 to 6 of the MELD test clips in ../shared (labels.csv names the speaker)
 into one mp4, from 2 or 3 people of whom at least one speaks twice, apart (as in "Chandler,
@@ -20,12 +21,18 @@ Printed per evidence and threshold:
 - and the time the speakers stage (voice embeddings and clustering) costs per minute of video.
   Face tracking runs inside the face expert; bench/stage_profile.py times that stage.
 
+Then clean acted speech, where voices differ more than under a laugh track: conversations of 2-3
+people of one corpus (RAVDESS actors 1-20, or EmoDB's ten German speakers) taking turns, 6-8 whole
+sentences in mixed emotions and intensities, clustered by voice alone over the same thresholds
+(no ASR: each sentence is one utterance), with the same columns, how many conversations found
+too many or too few people, and how many people's own 6 sentences stay one speaker.
+
 `--no-voice-cue` lets the pause alone join segments into turns, as before a change of voice
 ended a turn (turns.group_turns): the face expert, and so the talking face track, is read per turn.
 
-The shipped threshold (speakers.DISTANCE_THRESHOLD) was read off this table. These are the only
-MELD clips with media here, so it is chosen on the clips it is scored on; the count check on
-unseen clips is the honest test of it.
+The shipped threshold (speakers.DISTANCE_THRESHOLD) was read off both tables. These are the only
+MELD clips with media here, so it is chosen partly on the clips it is scored on; the count check
+on unseen clips is the honest test of it.
 """
 
 from __future__ import annotations
@@ -105,12 +112,50 @@ def one_speaker_counts(speakers: dict[str, list[Path]], ravdess: Path, encoder: 
     return counts
 
 
+def clean_voices(speech: Path, encoder: object, per_person: int, seed: int) -> dict[str, list[np.ndarray]]:
+    """`per_person` sentences of each RAVDESS actor 1-20 and each EmoDB speaker, in any emotion
+    and intensity, each embedded whole, keyed "ravdess/NN" or "emodb/NN"."""
+    from moodlens.media import read_audio
+
+    rng = random.Random(seed)
+    people: dict[str, list[Path]] = {}
+    for actor in sorted((speech / "ravdess").glob("Actor_*")):
+        people[f"ravdess/{actor.name[-2:]}"] = sorted(actor.glob("*.flac"))
+    for path in sorted((speech / "emodb").glob("*.flac")):
+        people.setdefault(f"emodb/{path.name[:2]}", []).append(path)
+    return {person: list(encoder.embed([read_audio(p) for p in rng.sample(files, per_person)]))
+            for person, files in people.items() if len(files) >= per_person}
+
+
+def clean_conversations(voices: dict[str, list[np.ndarray]], count: int, seed: int
+                        ) -> dict[float, list[tuple[float, bool, int]]]:
+    """Per threshold, (accuracy, count ok, speakers found - true) of `count` conversations of 2-3
+    people of one corpus taking turns, 6-8 sentences, clustered as `speakers.cluster` does."""
+    from moodlens.speakers import cluster
+
+    rng = random.Random(seed)
+    corpora = sorted({person.split("/")[0] for person in voices})
+    results: dict[float, list[tuple[float, bool, int]]] = {t: [] for t in THRESHOLDS}
+    for _ in range(count):
+        corpus = rng.choice(corpora)
+        people = rng.sample(sorted(p for p in voices if p.startswith(corpus)), rng.choice((2, 3)))
+        order = [people[k % len(people)] for k in range(rng.choice((6, 7, 8)))]
+        vectors = np.stack([voices[person][k // len(people)] for k, person in enumerate(order)])
+        for threshold in THRESHOLDS:
+            found = [f"S{c}" for c in cluster(vectors, threshold=threshold)]
+            results[threshold].append((majority_accuracy(found, order), count_ok(found, order),
+                                       len(set(found)) - len(people)))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=Path, default=CLIPS)
     parser.add_argument("--videos", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ravdess", type=Path, default=ROOT.parent / "shared" / "data" / "speech" / "ravdess")
+    parser.add_argument("--conversations", type=int, default=200,
+                        help="clean-speech conversations (RAVDESS actors 1-20, EmoDB) to cluster")
     parser.add_argument("--no-voice-cue", action="store_true", help="turns joined by their pauses alone")
     args = parser.parse_args()
     if args.no_voice_cue:
@@ -126,7 +171,7 @@ def main() -> None:
     from moodlens.models.speaker import load_speaker_encoder
     from moodlens.options import AnalyzeOptions
     from moodlens.pipeline import analyze, warm_up
-    from moodlens.speakers import diarize, gather_evidence
+    from moodlens.speakers import cluster, diarize, gather_evidence
     from moodlens.utterances import Utterance
 
     with (args.clips / "labels.csv").open(encoding="utf-8", newline="") as handle:
@@ -179,6 +224,20 @@ def main() -> None:
               f"{both:>5}/{len(results)}{one:>14}")
     print(f"speakers stage (voice embeddings + clustering): {extra / duration * 60:.2f} s per minute of video "
           f"({duration:.0f} s of video)")
+
+    voices = clean_voices(args.ravdess.parent, encoder, 6, args.seed)
+    talks = clean_conversations(voices, args.conversations, args.seed)
+    print(f"\nclean acted speech: {args.conversations} conversations of 2-3 people (RAVDESS actors 1-20 or EmoDB), "
+          "6-8 whole sentences, voice alone;\none speaker: each person's 6 sentences in mixed emotions")
+    print(f"{'threshold':>10}{'accuracy':>10}{'count ok':>10}{'both':>8}{'too many':>10}{'too few':>9}"
+          f"{'one speaker':>13}")
+    for threshold, results in talks.items():
+        ones = sum(len(set(cluster(np.stack(v), threshold=threshold))) == 1 for v in voices.values())
+        print(f"{threshold:>10}{np.mean([a for a, _, _ in results]):>10.3f}"
+              f"{sum(c for _, c, _ in results):>6}/{len(results)}"
+              f"{sum(c and a >= 0.8 for a, c, _ in results):>4}/{len(results)}"
+              f"{sum(d > 0 for *_, d in results):>10}{sum(d < 0 for *_, d in results):>9}"
+              f"{ones:>10}/{len(voices)}")
 
 
 if __name__ == "__main__":

@@ -33,9 +33,11 @@ from moodlens.media import SAMPLE_RATE, AudioSpool, iter_audio
 from moodlens.models.speaker import SpeakerEncoder
 from moodlens.utterances import Utterance
 
-# Cosine distance below which average linkage still merges two groups. bench/speakers.py: 0.7 and
-# 0.75 tie on joined MELD clips (accuracy 0.91-0.95, count within one on 8 of 10); 0.75 errs to fewer.
-DISTANCE_THRESHOLD = 0.75
+# Cosine distance below which average linkage still merges two groups, read off bench/speakers.py's
+# two tables (docs/speakers.md): TV audio under a laugh track wants it high, clean speech low (at
+# 0.75 most conversations between two people of one sex were heard as one). Lower than this, one
+# person's strongly acted emotions start to split into two speakers.
+DISTANCE_THRESHOLD = 0.7
 # Under half a second (a syllable or two) a voice embedding is a guess: a chosen floor, not a
 # measured one; such an utterance is "unknown" unless its talking face says who it was.
 MIN_VOICE_SECONDS = 0.5
