@@ -3,7 +3,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from moodlens.features import face_tensor, text_with_context
+from moodlens.features import face_tensor, padded_spans, text_with_context
 
 
 def test_text_context_uses_only_previous_turns() -> None:
@@ -101,3 +101,9 @@ def test_long_utterance_clips_are_evenly_spaced() -> None:
     gaps = np.diff(picked)
     assert picked[0] == 0 and picked[-1] >= 180
     assert gaps.min() >= 8 and gaps.max() <= 16  # about 200 / 15 apart, everywhere
+
+
+def test_padding_never_reaches_into_a_neighbour() -> None:
+    spans = padded_spans([(1.1, 2.0), (0.1, 1.0), (5.0, 6.0)], 0.25)  # any order in, the same order out
+    assert spans == [(1.0, 2.25), (0.0, 1.1), (4.75, 6.25)]
+    assert padded_spans([(0.5, 1.0), (2.0, 2.5)], 1.0) == [(0.0, 2.0), (1.0, 3.5)]

@@ -14,7 +14,6 @@ from moodlens.speakers import (
     SpeakerEvidence,
     cluster,
     diarize,
-    padded_spans,
     voice_labels,
 )
 from moodlens.utterances import Utterance
@@ -158,11 +157,6 @@ def test_clusters_are_scikit_learns(seed: int, count: int | None) -> None:
         assert len(set(ours.tolist())) == count
     else:
         assert 1 < len(set(ours.tolist())) < 40  # the threshold really splits and really merges
-
-
-def test_padding_never_reaches_into_a_neighbour() -> None:
-    spans = padded_spans([Utterance(0.1, 1.0, "a"), Utterance(1.1, 2.0, "b"), Utterance(5.0, 6.0, "c")])
-    assert spans[0] == (0.0, 1.1) and spans[1] == (1.0, 2.25) and spans[2] == (4.75, 6.25)
 
 
 def majority_accuracy(found: list[str | None], truth: list[str]) -> float:

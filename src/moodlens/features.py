@@ -193,6 +193,19 @@ def utterance_clips(frames: Iterable[tuple[float, np.ndarray]], spans: Sequence[
         yield i, clip_tensor(images, length, size)
 
 
+def padded_spans(spans: Sequence[tuple[float, float]], pad: float) -> list[tuple[float, float]]:
+    """Each (start, end) widened by up to `pad` seconds either side, never into its neighbours'
+    spans (in time order) nor before 0."""
+    order = sorted(range(len(spans)), key=lambda i: spans[i][0])
+    out = list(spans)
+    for k, i in enumerate(order):
+        before = spans[order[k - 1]][1] if k else 0.0
+        after = spans[order[k + 1]][0] if k + 1 < len(order) else float("inf")
+        start, end = spans[i]
+        out[i] = (max(min(before, start), start - pad, 0.0), min(max(after, end), end + pad))
+    return out
+
+
 def utterance_audio(chunks: Iterable[tuple[float, np.ndarray]], spans: Sequence[tuple[float, float]],
                     seconds: float = MEL_FRAMES * MEL_HOP / SAMPLE_RATE) -> Iterator[tuple[int, np.ndarray]]:
     """(span index, samples) with the first `seconds` of 16 kHz audio inside each span that has

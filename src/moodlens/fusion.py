@@ -26,8 +26,8 @@ Decision-level fusion multiplies likelihood ratios, each expert mixed with its o
 - A user's own face or voice weights have no measured baseline; theirs is taken as uniform.
 
 Per utterance, two more things set what an expert is worth (`fuse_file`, fitted by
-bench/fusion.py on three regimes: real acted speech with neutral words, emotional words in a
-synthetic voice, real TV clips):
+bench/fusion.py on four regimes: real acted speech with neutral words, emotional words in a
+synthetic voice, line by line and as whole dialogues, real TV clips):
 - A face counts by how far it departs from *that person's own* baseline across the video: its
   face track's mean reading (the video's, where the track was read once; the TV baseline, where
   the video has one reading). Its reliability grows with that departure (total variation),

@@ -48,7 +48,7 @@ from moodlens.labels import EMOTIONS
 from moodlens.language import AUTO, file_language
 from moodlens.media import SAMPLE_RATE, DecodeDamage, Frame, MediaInfo
 from moodlens.models.speaker import SpeakerEncoder, load_speaker_encoder
-from moodlens.models.voice import MAX_CLIP_SECONDS
+from moodlens.models.voice import CONTEXT_SECONDS, MAX_CLIP_SECONDS
 from moodlens.options import AnalyzeOptions, require_device
 from moodlens.pipeline import (
     TRUST,
@@ -133,6 +133,7 @@ class Prepared:
     utterance: Utterance
     per_modality: dict[str, ModalityResult] = field(default_factory=dict)
     voice_feature: np.ndarray | None = None
+    voice_seconds: float = 0.0  # the audio the voice read, its context included
     embedding: np.ndarray | None = None
     voiced: float = 0.0
     seconds: float = 0.0  # spent preparing
@@ -293,12 +294,16 @@ class LiveSession:
         prepared = Prepared(span, utterance)
         for name, expert in self.models.experts.items():
             if isinstance(expert, VoiceExpert):
-                clip = self._clip(utterance.start, utterance.end, MAX_CLIP_SECONDS)
-                skipped = expert.inaudible(clip)
+                skipped = expert.inaudible(self._clip(utterance.start, utterance.end, MAX_CLIP_SECONDS))
                 if skipped is not None:
                     prepared.per_modality[name] = skipped
                 else:
-                    prepared.voice_feature = expert.features(clip)
+                    # the context a file's utterance gets (CONTEXT_SECONDS) before it; after it, only
+                    # the pause that closed the span, since waiting for more would add to the latency
+                    before = max(utterance.start - CONTEXT_SECONDS, self.segments[-1].end if self.segments else 0.0)
+                    clip = self._clip(before, utterance.end + min(CONTEXT_SECONDS, self.options.min_silence),
+                                      MAX_CLIP_SECONDS)
+                    prepared.voice_feature, prepared.voice_seconds = expert.features(clip), clip.size / SAMPLE_RATE
             elif (result := self._expert(expert, utterance)) is not None:
                 prepared.per_modality[name] = result
         if self.models.options.diarize:
@@ -319,7 +324,7 @@ class LiveSession:
         voice = self.models.experts.get("voice")
         if prepared.voice_feature is not None and isinstance(voice, VoiceExpert):
             self.voice_features.append(prepared.voice_feature)
-            self.voice_seconds.append(utterance.duration)
+            self.voice_seconds.append(prepared.voice_seconds)
             newest = [len(self.voice_features) - 1]  # centred over the stream so far
             per_modality["voice"] = voice.judge(self.voice_features, self.voice_seconds, newest)[0]
         per_modality = {name: per_modality[name] for name in EXPERTS if name in per_modality}

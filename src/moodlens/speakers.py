@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from scipy.cluster.hierarchy import linkage
 
-from moodlens.features import utterance_audio
+from moodlens.features import padded_spans, utterance_audio
 from moodlens.media import SAMPLE_RATE, AudioSpool, iter_audio
 from moodlens.models.speaker import SpeakerEncoder
 from moodlens.utterances import Utterance
@@ -228,17 +228,6 @@ def _why_unknown(i: int, evidence: SpeakerEvidence, track: str | None) -> str:
     return f"{voice}, and {face}"
 
 
-def padded_spans(utterances: Sequence[Utterance], pad: float = PAD_SECONDS) -> list[tuple[float, float]]:
-    order = sorted(range(len(utterances)), key=lambda i: utterances[i].start)
-    spans = [(u.start, u.end) for u in utterances]
-    for k, i in enumerate(order):
-        before = utterances[order[k - 1]].end if k else 0.0
-        after = utterances[order[k + 1]].start if k + 1 < len(order) else float("inf")
-        start, end = spans[i]
-        spans[i] = (max(min(before, start), start - pad, 0.0), min(max(after, end), end + pad))
-    return spans
-
-
 def gather_evidence(utterances: Sequence[Utterance], tracks: Sequence[str | None], path: str | None,
                     encoder: SpeakerEncoder | None, notes: list[str], damage: object = None,
                     audio: AudioSpool | None = None) -> SpeakerEvidence:
@@ -247,13 +236,13 @@ def gather_evidence(utterances: Sequence[Utterance], tracks: Sequence[str | None
     tracks only. With fewer than two utterances to name there is nothing to embed."""
     if path is not None and sum(not u.speaker for u in utterances) < 2:
         # one utterance to name needs no voice to tell it apart; only its length (padded) counts
-        spans = padded_spans(utterances)
+        spans = padded_spans([(u.start, u.end) for u in utterances], PAD_SECONDS)
         return SpeakerEvidence(voiced_seconds={i: min(end - start, MAX_VOICE_SECONDS) for i, (start, end)
                                                in enumerate(spans) if not utterances[i].speaker},
                                tracks=list(tracks))
     if path is None or encoder is None:
         return SpeakerEvidence(tracks=list(tracks), has_audio=False)
-    spans = padded_spans(utterances)
+    spans = padded_spans([(u.start, u.end) for u in utterances], PAD_SECONDS)
     voiced: dict[int, float] = {}
     embeddings: dict[int, np.ndarray] = {}
     chunks = audio.chunks(60.0) if audio is not None else iter_audio(path, 60.0, notes, damage)

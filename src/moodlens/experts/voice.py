@@ -12,10 +12,11 @@ import numpy as np
 from moodlens.analysis import ATYPICALITY, ModalityInfo, ModalityResult, Prediction
 from moodlens.asr import cpu_fallback_note
 from moodlens.experts.base import ExpertOutput, MediaContext, finished, sentiment_from_emotion, unavailable
-from moodlens.features import utterance_audio
+from moodlens.features import padded_spans, utterance_audio
 from moodlens.labels import EMOTIONS, SENTIMENTS
 from moodlens.media import SAMPLE_RATE, iter_audio
 from moodlens.models.voice import (
+    CONTEXT_SECONDS,
     MAX_CLIP_SECONDS,
     MIN_CLIP_SECONDS,
     VoiceHead,
@@ -61,17 +62,20 @@ class VoiceExpert:
             media.notes.append(note)
         results: list[ModalityResult | None] = [None] * len(utterances)
         spans = [(u.start, u.end) for u in utterances]
+        read = padded_spans(spans, CONTEXT_SECONDS)
         chunks = (media.audio.chunks(60.0) if media.audio is not None
                   else iter_audio(media.info.path, 60.0, media.notes, media.damage))
         features: dict[int, np.ndarray] = {}
-        for i, samples in utterance_audio(chunks, spans, seconds=MAX_CLIP_SECONDS):
-            results[i] = self.inaudible(samples)
+        seconds: dict[int, float] = {}
+        for i, samples in utterance_audio(chunks, read, seconds=MAX_CLIP_SECONDS):
+            lead = round((spans[i][0] - read[i][0]) * SAMPLE_RATE)
+            results[i] = self.inaudible(samples[lead:lead + round(utterances[i].duration * SAMPLE_RATE)])
             if results[i] is None:
-                features[i] = self.features(samples)
+                features[i], seconds[i] = self.features(samples), samples.size / SAMPLE_RATE
                 media.report(self.name, min(1.0, utterances[i].end / max(media.info.duration, 1e-6)))
         order = sorted(features)
-        for i, result in zip(order, self.judge([features[i] for i in order],
-                                               [utterances[i].duration for i in order]), strict=True):
+        for i, result in zip(order, self.judge([features[i] for i in order], [seconds[i] for i in order]),
+                             strict=True):
             results[i] = result
         media.report(self.name, 1.0)
         return finished(self.describe(), results, "no utterance long and loud enough for the voice")
@@ -87,13 +91,15 @@ class VoiceExpert:
         return None
 
     def features(self, samples: np.ndarray) -> np.ndarray:
-        """The pooled encoder states of one clip (at most MAX_CLIP_SECONDS of it)."""
+        """The pooled encoder states of one clip (at most MAX_CLIP_SECONDS of it): the utterance
+        with up to CONTEXT_SECONDS of the audio around it, as the head was trained."""
         return next(iter(self.encoder.pooled([(0, samples)])))[1]
 
     def judge(self, features: Sequence[np.ndarray], seconds: Sequence[float],
               rows: Sequence[int] | None = None) -> list[ModalityResult]:
         """Results for the clips of ONE file or stream, whose features are centred together (for
-        those at `rows` only: a live stream judges its newest clip against all so far)."""
+        those at `rows` only: a live stream judges its newest clip against all so far); `seconds`:
+        the audio each clip read, its context included."""
         if not len(features):
             return []
         stacked = np.stack(features)

@@ -43,6 +43,11 @@ GAP_SECONDS = 0.3  # silence after each clip
 # packed windows cost, so none is added.
 MIN_WINDOW_SECONDS = 0.0
 MAX_CLIP_SECONDS = 12.0  # longer utterances are read from their first 12 s
+# The head was trained on whole acted-speech files, the quiet before and after each line
+# included, and its pooled mean+std carry that framing: cut to the speech alone (ASR's segment
+# times) it lost half its accuracy on unseen RAVDESS actors. So an utterance is read with up to
+# this much of the audio around it, never into its neighbours (bench/fusion.py, docs/models.md).
+CONTEXT_SECONDS = 1.0
 MIN_CLIP_SECONDS = 0.3  # shorter than this, the voice expert says "too short" instead of guessing
 
 
