@@ -121,6 +121,11 @@ def test_events_arrive_while_the_stream_runs_and_the_saved_analysis_holds_them(t
         relabelled.get(u["index"], u["speaker"]) for u in utterances]
     assert saved["settings"]["live"]["complete"] and saved["media"]["path"] == "standard input"
     assert (tmp_path / "stream.utterances.csv").is_file()
+    # the voice read each span with the audio before it (the demo's lines are over a second apart)
+    # and at most the closing pause after it, as docs/live.md says
+    for u in saved["utterances"][1:]:
+        read = u["per_modality"]["voice"]["detail"]["seconds_read"]
+        assert u["end"] - u["start"] + 0.5 < read <= u["end"] - u["start"] + 1.0 + 0.4 + 0.01
 
 
 def test_sigterm_mid_stream_keeps_what_was_finalised_and_exits(tmp_path: Path) -> None:

@@ -27,6 +27,8 @@ def test_voice_reads_each_utterance_or_says_why_not(tmp_path: Path) -> None:
     first, short, quiet = (u.per_modality["voice"] for u in analysis.utterances)
     assert first.emotion is not None and first.coverage == 1.0
     assert sum(first.emotion.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    # read with the audio around it, as the head was trained: here up to the next line, never into it
+    assert first.detail["seconds_read"] == pytest.approx(1.6, abs=0.01)
     assert short.emotion is None and short.detail["skipped"].startswith("too short (0.20 s")
     assert quiet.emotion is None and quiet.detail["skipped"].startswith("silent")
     assert "voice" in analysis.utterances[0].modalities_used
