@@ -34,9 +34,9 @@ from moodlens.models.speaker import SpeakerEncoder
 from moodlens.utterances import Utterance
 
 # Cosine distance below which average linkage still merges two groups, read off bench/speakers.py's
-# two tables (docs/speakers.md): TV audio under a laugh track wants it high, clean speech low (at
-# 0.75 most conversations between two people of one sex were heard as one). Lower than this, one
-# person's strongly acted emotions start to split into two speakers.
+# two tables (docs/speakers.md): the joined TV clips want it high, clean acted conversations low
+# (at 0.75 nearly half of them were heard as too few people). Lower than this, one person's
+# strongly acted emotions start to split into two speakers.
 DISTANCE_THRESHOLD = 0.7
 # Under half a second (a syllable or two) a voice embedding is a guess: a chosen floor, not a
 # measured one; such an utterance is "unknown" unless its talking face says who it was.
