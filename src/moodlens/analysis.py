@@ -35,9 +35,11 @@ class Prediction:
 
 
 # ModalityResult.detail keys that fusion reads (fusion.fuse_file): the track an expert chose as
-# the talking face, and how unlike the training voices a voice is (VoiceHead.atypicality)
+# the talking face, how unlike the training voices a voice is (VoiceHead.atypicality), and how
+# its pitch wobbles (pitch.pitch_jitter)
 TALKING_TRACK = "talking_track"
 ATYPICALITY = "atypicality"
+PITCH_JITTER = "pitch_jitter"
 
 
 @dataclass(frozen=True)

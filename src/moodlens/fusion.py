@@ -39,6 +39,10 @@ synthetic voice, line by line and as whole dialogues, real TV clips):
 - A voice counts by how typical it is of the voices the head was trained on
   (`VoiceHead.atypicality`): fully up to `Trust.voice_typical`, then halving every
   `Trust.voice_halving` beyond, so a synthetic or out-of-domain voice cannot outvote the words.
+  That measure also reads the channel: TV audio is further from the head's studio recordings
+  than espeak-ng is. So a voice also counts fully where the file's voices wobble in pitch as
+  people's do (`pitch.pitch_jitter`, the file's median, from `Trust.voice_human` on, ramping up
+  over `Trust.voice_human_ramp` below it), where a formant synthesiser's glide smoothly.
 Each utterance's result carries `agreement`: which emotion each expert read, and whether they
 agree ("text says anger, face says joy" is itself worth knowing: sarcasm, masking).
 """
@@ -52,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from moodlens.analysis import ATYPICALITY, TALKING_TRACK, ModalityResult, Prediction, UtteranceResult
+from moodlens.analysis import ATYPICALITY, PITCH_JITTER, TALKING_TRACK, ModalityResult, Prediction, UtteranceResult
 from moodlens.labels import EMOTIONS, SENTIMENTS
 
 MEASURED = Path(__file__).resolve().parent / "weights" / "fusion_v3.json"
@@ -93,17 +97,25 @@ class Trust:
     text_neutral: float = _TRUST.get("text_neutral", 1.0)
     voice_typical: float = _TRUST.get("voice_typical", 1e9)
     voice_halving: float = _TRUST.get("voice_halving", 1.0)
+    voice_human: float = _TRUST.get("voice_human", 1e9)
+    voice_human_ramp: float = _TRUST.get("voice_human_ramp", 0.01)
 
     def text(self, neutral: float) -> float:
         """The share of its weight the text keeps when it gives `neutral` to "neutral": words
         that say nothing ("Kids are talking by the door") do not say the speaker was calm."""
         return 1.0 - (1.0 - self.text_neutral) * neutral
 
-    def voice(self, atypicality: float | None) -> float:
-        """The share of its weight a voice this far from the training voices keeps."""
+    def voice(self, atypicality: float | None, jitter: float | None = None) -> float:
+        """The share of its weight a voice keeps: all of it where it is typical of the training
+        voices or its pitch wobbles as a person's does (`jitter`, the file's), less the further it
+        is from those voices otherwise."""
         if atypicality is None or atypicality <= self.voice_typical:
             return 1.0
-        return float(0.5 ** ((atypicality - self.voice_typical) / max(self.voice_halving, 1e-6)))
+        typical = float(0.5 ** ((atypicality - self.voice_typical) / max(self.voice_halving, 1e-6)))
+        if jitter is None:
+            return typical
+        human = (jitter - self.voice_human) / max(self.voice_human_ramp, 1e-6) + 1.0
+        return max(typical, min(1.0, max(0.0, human)))
 
 
 @dataclass(frozen=True)
@@ -209,16 +221,26 @@ def own_baselines(per_modality: Sequence[dict[str, ModalityResult]], modality: s
     return out
 
 
+def file_jitter(per_modality: Sequence[dict[str, ModalityResult]]) -> float | None:
+    """The median pitch jitter of the file's voiced utterances (pitch.pitch_jitter): one
+    utterance's is noisy, and a video's voices are as a rule all people or all synthesised."""
+    values = [j for results in per_modality if (voice := results.get("voice")) is not None
+              and (j := voice.detail.get(PITCH_JITTER)) is not None]
+    return float(np.median(values)) if values else None
+
+
 def fuse_file(per_modality: Sequence[dict[str, ModalityResult]], weights: FusionWeights,
               baselines: dict[str, Baseline] | None = None, trust: Trust | None = None,
-              indices: Sequence[int] | None = None,
+              indices: Sequence[int] | None = None, jitter: float | None = None,
               ) -> list[tuple[Prediction | None, Prediction | None, list[str]]]:
     """`fuse` for every utterance of one file (or those at `indices`: a live stream fuses its
     newest against the baselines of all so far), each with its own reliabilities: the face against
-    its track's own baseline, the voice by how typical it is (see the module doc)."""
+    its track's own baseline, the voice by how typical and how human it is (see the module doc).
+    `jitter`: the whole file's, where these utterances are part of it; else file_jitter's."""
     trust = trust or Trust()
     known = baselines or {}
     faces = own_baselines(per_modality, "face", TALKING_TRACK, trust.face_change)
+    jitter = file_jitter(per_modality) if jitter is None else jitter
     chosen = range(len(per_modality)) if indices is None else indices
     fused = []
     for results, face in ((per_modality[i], faces[i]) for i in chosen):
@@ -226,7 +248,7 @@ def fuse_file(per_modality: Sequence[dict[str, ModalityResult]], weights: Fusion
         if face is not None:
             own["face"], worth["face"] = face
         voice, text = results.get("voice"), results.get("text")
-        worth["voice"] = trust.voice(voice.detail.get(ATYPICALITY) if voice is not None else None)
+        worth["voice"] = trust.voice(voice.detail.get(ATYPICALITY) if voice is not None else None, jitter)
         if text is not None and text.emotion is not None:
             worth["text"] = trust.text(text.emotion.probabilities["neutral"])
         fused.append(fuse(results, weights, own, worth))

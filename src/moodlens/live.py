@@ -61,6 +61,7 @@ from moodlens.pipeline import (
     modality_infos,
     turned_off,
 )
+from moodlens.pitch import pitch_jitter
 from moodlens.process import return_freed_memory
 from moodlens.sources import AudioChunk, Ended, Opened, Source, SourceReader
 from moodlens.speakers import MAX_VOICE_SECONDS, MIN_VOICE_SECONDS, OnlineSpeakers, SpeakerEvidence, diarize
@@ -134,6 +135,7 @@ class Prepared:
     per_modality: dict[str, ModalityResult] = field(default_factory=dict)
     voice_feature: np.ndarray | None = None
     voice_seconds: float = 0.0  # the audio the voice read, its context included
+    voice_jitter: float | None = None  # pitch.pitch_jitter of the span's own audio
     embedding: np.ndarray | None = None
     voiced: float = 0.0
     seconds: float = 0.0  # spent preparing
@@ -191,6 +193,7 @@ class LiveSession:
         self.results: list[UtteranceResult] = []
         self.voice_features: list[np.ndarray] = []
         self.voice_seconds: list[float] = []
+        self.voice_jitters: list[float | None] = []
         self.embeddings: dict[int, np.ndarray] = {}
         self.voiced: dict[int, float] = {}
         self.online = OnlineSpeakers(analyze.speakers)
@@ -294,7 +297,8 @@ class LiveSession:
         prepared = Prepared(span, utterance)
         for name, expert in self.models.experts.items():
             if isinstance(expert, VoiceExpert):
-                skipped = expert.inaudible(self._clip(utterance.start, utterance.end, MAX_CLIP_SECONDS))
+                own = self._clip(utterance.start, utterance.end, MAX_CLIP_SECONDS)
+                skipped = expert.inaudible(own)
                 if skipped is not None:
                     prepared.per_modality[name] = skipped
                 else:
@@ -304,6 +308,7 @@ class LiveSession:
                     clip = self._clip(before, utterance.end + min(CONTEXT_SECONDS, self.options.min_silence),
                                       MAX_CLIP_SECONDS)
                     prepared.voice_feature, prepared.voice_seconds = expert.features(clip), clip.size / SAMPLE_RATE
+                    prepared.voice_jitter = pitch_jitter(own)
             elif (result := self._expert(expert, utterance)) is not None:
                 prepared.per_modality[name] = result
         if self.models.options.diarize:
@@ -325,8 +330,10 @@ class LiveSession:
         if prepared.voice_feature is not None and isinstance(voice, VoiceExpert):
             self.voice_features.append(prepared.voice_feature)
             self.voice_seconds.append(prepared.voice_seconds)
+            self.voice_jitters.append(prepared.voice_jitter)
             newest = [len(self.voice_features) - 1]  # centred over the stream so far
-            per_modality["voice"] = voice.judge(self.voice_features, self.voice_seconds, newest)[0]
+            per_modality["voice"] = voice.judge(self.voice_features, self.voice_seconds, self.voice_jitters,
+                                                newest)[0]
         per_modality = {name: per_modality[name] for name in EXPERTS if name in per_modality}
         self.segments.append(utterance)
         self.per_modality.append(per_modality)

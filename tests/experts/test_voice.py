@@ -29,6 +29,7 @@ def test_voice_reads_each_utterance_or_says_why_not(tmp_path: Path) -> None:
     assert sum(first.emotion.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
     # read with the audio around it, as the head was trained: here up to the next line, never into it
     assert first.detail["seconds_read"] == pytest.approx(1.6, abs=0.01)
+    assert 0 <= first.detail["pitch_jitter"] < 0.02  # a steady tone's pitch does not wobble as a person's
     assert short.emotion is None and short.detail["skipped"].startswith("too short (0.20 s")
     assert quiet.emotion is None and quiet.detail["skipped"].startswith("silent")
     assert "voice" in analysis.utterances[0].modalities_used

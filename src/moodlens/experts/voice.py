@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 
-from moodlens.analysis import ATYPICALITY, ModalityInfo, ModalityResult, Prediction
+from moodlens.analysis import ATYPICALITY, PITCH_JITTER, ModalityInfo, ModalityResult, Prediction
 from moodlens.asr import cpu_fallback_note
 from moodlens.experts.base import ExpertOutput, MediaContext, finished, sentiment_from_emotion, unavailable
 from moodlens.features import padded_spans, utterance_audio
@@ -25,6 +25,7 @@ from moodlens.models.voice import (
     load_voice_head,
 )
 from moodlens.options import AnalyzeOptions
+from moodlens.pitch import pitch_jitter
 from moodlens.utterances import Utterance
 
 SILENCE_RMS = 10 ** (-50 / 20)  # -50 dBFS: nothing to hear
@@ -67,15 +68,18 @@ class VoiceExpert:
                   else iter_audio(media.info.path, 60.0, media.notes, media.damage))
         features: dict[int, np.ndarray] = {}
         seconds: dict[int, float] = {}
+        jitters: dict[int, float | None] = {}
         for i, samples in utterance_audio(chunks, read, seconds=MAX_CLIP_SECONDS):
             lead = round((spans[i][0] - read[i][0]) * SAMPLE_RATE)
-            results[i] = self.inaudible(samples[lead:lead + round(utterances[i].duration * SAMPLE_RATE)])
+            own = samples[lead:lead + round(utterances[i].duration * SAMPLE_RATE)]
+            results[i] = self.inaudible(own)
             if results[i] is None:
                 features[i], seconds[i] = self.features(samples), samples.size / SAMPLE_RATE
+                jitters[i] = pitch_jitter(own)
                 media.report(self.name, min(1.0, utterances[i].end / max(media.info.duration, 1e-6)))
         order = sorted(features)
-        for i, result in zip(order, self.judge([features[i] for i in order], [seconds[i] for i in order]),
-                             strict=True):
+        judged = self.judge([features[i] for i in order], [seconds[i] for i in order], [jitters[i] for i in order])
+        for i, result in zip(order, judged, strict=True):
             results[i] = result
         media.report(self.name, 1.0)
         return finished(self.describe(), results, "no utterance long and loud enough for the voice")
@@ -95,11 +99,12 @@ class VoiceExpert:
         with up to CONTEXT_SECONDS of the audio around it, as the head was trained."""
         return next(iter(self.encoder.pooled([(0, samples)])))[1]
 
-    def judge(self, features: Sequence[np.ndarray], seconds: Sequence[float],
+    def judge(self, features: Sequence[np.ndarray], seconds: Sequence[float], jitters: Sequence[float | None],
               rows: Sequence[int] | None = None) -> list[ModalityResult]:
         """Results for the clips of ONE file or stream, whose features are centred together (for
         those at `rows` only: a live stream judges its newest clip against all so far); `seconds`:
-        the audio each clip read, its context included."""
+        the audio each clip read, its context included; `jitters`: the pitch_jitter of each
+        utterance's own audio, which fusion reads (fusion.Trust.voice)."""
         if not len(features):
             return []
         stacked = np.stack(features)
@@ -115,6 +120,7 @@ class VoiceExpert:
                 coverage=1.0,
                 detail={"seconds_read": round(min(seconds[row], MAX_CLIP_SECONDS), 3),
                         ATYPICALITY: round(float(atypical[row]), 4),
+                        PITCH_JITTER: None if jitters[row] is None else round(float(jitters[row]), 4),
                         "classes": list(self.head.config.classes),
                         "sentiment_from": "emotion, via P(sentiment | emotion) on MELD train"}))
         return results
