@@ -1,3 +1,4 @@
+import os
 import sys
 
 import pytest
@@ -27,3 +28,17 @@ def test_freed_memory_is_handed_back() -> None:
     del blocks
     assert return_freed_memory() is True
     assert return_freed_memory() is True  # harmless with nothing left to hand back
+
+
+def test_the_kernel_cache_is_bounded_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moodlens.process import KERNEL_CACHE, limit_kernel_cache
+
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    monkeypatch.delenv("DNNL_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    assert limit_kernel_cache() is True
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == str(KERNEL_CACHE)
+    monkeypatch.setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "1024")
+    assert limit_kernel_cache() is False and os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "1024"
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY")
+    monkeypatch.setenv("DNNL_PRIMITIVE_CACHE_CAPACITY", "8")  # the older name counts as a choice too
+    assert limit_kernel_cache() is False and "ONEDNN_PRIMITIVE_CACHE_CAPACITY" not in os.environ

@@ -26,9 +26,9 @@ class BatchWorker:
 
     def __init__(self, options: AnalyzeOptions, dest: str, formats: list[str]) -> None:
         from moodlens.pipeline import warm_up
-        from moodlens.process import limit_heap_growth
+        from moodlens.process import keep_memory_flat
 
-        limit_heap_growth()  # as in analyze and the server's workers: a long video must not grow memory for good
+        keep_memory_flat()  # as in analyze and the server's workers: a long video must not grow memory for good
         self.options, self.dest, self.formats = options, Destination(dest), formats
         warm_up(options)
 

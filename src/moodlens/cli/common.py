@@ -78,9 +78,9 @@ def main() -> None:
 def flat_memory() -> None:
     # For commands whose memory must not grow with input length (analyze). Training and evaluate
     # skip it: their batches are fixed-size, and a fixed mmap threshold costs them 30-40% more time.
-    from moodlens.process import limit_heap_growth
+    from moodlens.process import keep_memory_flat
 
-    limit_heap_growth()
+    keep_memory_flat()
 
 
 def parse_formats_option(spec: str) -> list[str]:

@@ -104,8 +104,10 @@ def serve(
 
     import uvicorn
 
+    from moodlens.process import limit_kernel_cache
     from moodlens.server import ServerSettings, create_app
 
+    limit_kernel_cache()  # live sessions run in this process, for as long as they last
     if model_dir is None and SAGEMAKER_MODEL_DIR.is_dir():
         model_dir = SAGEMAKER_MODEL_DIR
     settings = ServerSettings(data_dir=data_dir, database_url=database_url, max_upload_mb=max_upload_mb,

@@ -57,9 +57,9 @@ _warm_barrier: threading.Barrier | None = None  # set in each worker process by 
 
 def _init_worker(workers: int, barrier: threading.Barrier | None) -> None:
     global _warm_barrier
-    from moodlens.process import limit_heap_growth
+    from moodlens.process import keep_memory_flat
 
-    limit_heap_growth()  # a long upload must not grow the worker's memory for good
+    keep_memory_flat()  # a long upload must not grow the worker's memory for good
     os.environ.setdefault("MOODLENS_THREADS", str(threads_per_worker(workers)))
     _warm_barrier = barrier  # locks reach a process only through its start arguments
 
