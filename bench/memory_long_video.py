@@ -26,8 +26,8 @@ DEMO = ROOT / "examples" / "demo.mp4"
 MEASURE = """
 import json, resource, sys, time
 from moodlens.pipeline import analyze
-from moodlens.process import limit_heap_growth
-limit_heap_growth()  # as the CLI does
+from moodlens.process import keep_memory_flat
+keep_memory_flat()  # as the CLI does
 start = time.perf_counter()
 analysis = analyze(sys.argv[1])
 print(json.dumps({"seconds": time.perf_counter() - start,

@@ -40,9 +40,9 @@ def main() -> None:
 
     from moodlens.options import AnalyzeOptions
     from moodlens.pipeline import analyze, warm_up
-    from moodlens.process import limit_heap_growth
+    from moodlens.process import keep_memory_flat
 
-    limit_heap_growth()  # as the CLI does
+    keep_memory_flat()  # as the CLI does
     torch.set_num_threads(args.threads)
     options = AnalyzeOptions(modalities=tuple(args.modalities.split(",")), device=args.device, language=args.language)
     start = time.perf_counter()

@@ -25,10 +25,10 @@ def main() -> None:
     import numpy as np
 
     from moodlens.models.text import LoraTextModel, classify_pairs
-    from moodlens.process import limit_heap_growth
+    from moodlens.process import keep_memory_flat
     from moodlens.runtime import fast_bf16
 
-    limit_heap_growth()  # as the CLI does
+    keep_memory_flat()  # as the CLI does
     stored = LoraTextModel()  # bf16 weights
     os.environ["MOODLENS_BF16"] = "0"
     fast_bf16.cache_clear()
