@@ -126,6 +126,13 @@ def test_events_arrive_while_the_stream_runs_and_the_saved_analysis_holds_them(t
     for u in saved["utterances"][1:]:
         read = u["per_modality"]["voice"]["detail"]["seconds_read"]
         assert u["end"] - u["start"] + 0.5 < read <= u["end"] - u["start"] + 1.0 + 0.4 + 0.01
+    # live measures each span's pitch too, and the demo's synthesised voice is not taken for a person's
+    from moodlens.fusion import Trust
+
+    details = [u["per_modality"]["voice"]["detail"] for u in saved["utterances"]]
+    jitters = [d["pitch_jitter"] for d in details if d.get("pitch_jitter") is not None]
+    assert jitters and all(0 <= j < 1 for j in jitters)
+    assert sorted(jitters)[len(jitters) // 2] < Trust().voice_human
 
 
 def test_sigterm_mid_stream_keeps_what_was_finalised_and_exits(tmp_path: Path) -> None:
