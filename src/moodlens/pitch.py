@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from moodlens.media import SAMPLE_RATE
+
 FRAME = 640  # 40 ms: two periods of the lowest pitch looked for
 HOP = 160  # 10 ms
 LOWEST_HZ, HIGHEST_HZ = 60.0, 500.0
