@@ -23,8 +23,8 @@ from moodlens.events import validate_event
 from moodlens.live import AudioRing
 from moodlens.media import read_audio
 from moodlens.sources import replay
-from tests.conftest import DEMO
-from tests.media_factory import write_media
+from tests.conftest import DEMO, SHARED, need_shared
+from tests.media_factory import voiced_part, write_media
 
 
 @dataclass
@@ -276,3 +276,37 @@ def test_partial_events_show_the_words_so_far_and_change_no_final_judgement() ->
         (u["start"], u["end"], u["text"], u["emotion"]["label"]) for _, u in utterances]
     for (_, with_partials), without in zip(utterances, finals, strict=True):
         assert with_partials["emotion"]["probabilities"] == pytest.approx(without["emotion"]["probabilities"], abs=1e-4)
+
+
+def test_two_voices_answering_within_one_pause_are_two_utterances(tmp_path: Path) -> None:
+    """Two real actors (RAVDESS 3 and 8) take turns with 0.15 s between sentences, quicker than the
+    pause that closes a live span: each sentence is still an utterance of one voice, as in a file
+    (tests/test_turns.py), and none is cut. Before the voices were asked, all six were one."""
+    from scipy.io import wavfile
+
+    from moodlens.live import LiveOptions, run_live
+    from moodlens.options import AnalyzeOptions
+    from moodlens.sources import parse_source
+
+    ravdess = need_shared(SHARED / "data" / "speech" / "ravdess")
+    one, two = (sorted((ravdess / f"Actor_{a:02d}").glob("*.flac"))[::20][:3] for a in (3, 8))
+    gap = np.zeros(int(0.15 * 16000), np.float32)
+    sentences = [voiced_part(path) for pair in zip(one, two, strict=True) for path in pair]
+    lines, at = [], 0.0
+    for speech in sentences:
+        lines.append((at, at + speech.size / 16000))
+        at += (speech.size + gap.size) / 16000
+    wavfile.write(tmp_path / "quick.wav", 16000,
+                  (np.concatenate([x for speech in sentences for x in (speech, gap)]) * 32767).astype(np.int16))
+    analysis = run_live(parse_source(str(tmp_path / "quick.wav")), LiveOptions(AnalyzeOptions(modalities=("text",))),
+                        emit=lambda event: None)
+    spans = [(u.start, u.end) for u in analysis.utterances]
+
+    def held(span: tuple[float, float], line: tuple[float, float]) -> float:
+        return max(0.0, min(span[1], line[1]) - max(span[0], line[0]))
+
+    for span in spans:
+        assert sum(held(span, line) >= 0.3 for line in lines) <= 1, (span, lines)
+    for line in lines:
+        assert sum(held(span, line) > 0.1 for span in spans) <= 1, (line, spans)
+    assert len(spans) >= 4  # Whisper may hear nothing in a sentence, never two in one utterance

@@ -11,6 +11,7 @@ from moodlens.pipeline import analyze
 from moodlens.speakers import (
     DISTANCE_THRESHOLD,
     UNKNOWN,
+    OnlineSpeakers,
     SpeakerEvidence,
     cluster,
     diarize,
@@ -270,3 +271,18 @@ def test_an_unheard_line_between_two_of_one_speaker_is_theirs() -> None:
     assert found.labels[1] == found.labels[0] == found.labels[2] == "S1"
     assert found.details[1] == {"by": "neighbours"}
     assert found.labels[3] == "S2"
+
+
+def test_online_speakers_are_named_as_they_come_and_voices_name_nobody() -> None:
+    heard = voices("ABAC")
+    online = OnlineSpeakers()
+    assert [online.assign(heard[i]) for i in range(3)] == ["S1", "S2", "S1"]
+    assert online.assign(None) == UNKNOWN
+    before = [total.copy() for total in online.sums]
+    # stretches of one span: A, too short, B, C (never heard), C again
+    assert online.voices([heard[0], None, heard[1], heard[3], heard[3]]) == [0, None, 1, 2, 2]
+    assert len(online.sums) == 2 and all(np.array_equal(a, b) for a, b in zip(before, online.sums, strict=True))
+    assert online.assign(heard[3]) == "S3"  # placing it did not name it
+    forced = OnlineSpeakers(count=1)
+    forced.assign(heard[0])
+    assert forced.voices([heard[1]]) == [0]

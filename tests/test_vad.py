@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 
 from moodlens.media import SAMPLE_RATE, read_audio
-from moodlens.vad import FRAME, SpeechGate, SpeechSpan
+from moodlens.vad import FRAME, MIN_PAUSE_SECONDS, SpeechGate, SpeechSpan
 from tests.conftest import DEMO
 
 
@@ -48,3 +48,20 @@ def test_silence_and_noise_give_no_spans_and_a_long_monologue_is_cut() -> None:
     audio = read_audio(DEMO)
     cut = [s for s in spans_of(audio, 1600, max_speech=1.0, early_silence=0) if s.final]
     assert cut and all(s.seconds <= 1.0 + FRAME / SAMPLE_RATE for s in cut)
+
+
+def test_a_span_says_where_its_speech_paused_briefly() -> None:
+    """Two of the demo's lines 0.15 s apart, under the 0.4 s pause that closes a span: one span,
+    with a pause where they meet (where a second voice could take over)."""
+    audio = read_audio(DEMO)
+    first, second = [s for s in spans_of(audio, 1600) if s.final][:2]
+    silence = np.zeros(SAMPLE_RATE, np.float32)
+    gap = np.zeros(int(0.15 * SAMPLE_RATE), np.float32)
+    joined = np.concatenate([silence, audio[first.start:first.end], gap, audio[second.start:second.end], silence])
+    (span,) = [s for s in spans_of(joined, 1600) if s.final]
+    meet = silence.size + first.end - first.start
+    assert any(a - 2 * FRAME <= meet and meet + gap.size <= b + 2 * FRAME for a, b in span.pauses), span
+    assert all(span.start < a < b < span.end and b - a >= MIN_PAUSE_SECONDS * SAMPLE_RATE - FRAME
+               for a, b in span.pauses)
+    early = [s for s in spans_of(joined, 1600) if not s.final]
+    assert all(s.pauses == span.pauses for s in early if s.same(span))

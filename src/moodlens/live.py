@@ -10,8 +10,10 @@ web service from a WebSocket. Its memory is bounded: the audio ring holds RING_S
 frames FRAME_SECONDS; what grows is the list of judged utterances, which the Analysis keeps.
 
 A span closes once its speech has paused for vad.MIN_SILENCE_SECONDS, longer than the pause that
-joins segments into a turn in a file, so a live utterance is a turn (turns.py), judged whole;
-unlike a file's turns, it is not split where the voice changes within that pause.
+joins segments into a turn in a file, so a live utterance is a turn (turns.py), judged whole. As
+in a file, a change of voice ends a turn however short the pause: where a span holds pauses of
+vad.MIN_PAUSE_SECONDS or more, the stretches between them are placed among the voices heard so
+far (`_by_voice`), and a span in two voices is judged as two utterances.
 """
 
 from __future__ import annotations
@@ -64,7 +66,14 @@ from moodlens.pipeline import (
 from moodlens.pitch import pitch_jitter
 from moodlens.process import return_freed_memory
 from moodlens.sources import AudioChunk, Ended, Opened, Source, SourceReader
-from moodlens.speakers import MAX_VOICE_SECONDS, MIN_VOICE_SECONDS, OnlineSpeakers, SpeakerEvidence, diarize
+from moodlens.speakers import (
+    MAX_VOICE_SECONDS,
+    MIN_VOICE_SECONDS,
+    OnlineSpeakers,
+    SpeakerEvidence,
+    diarize,
+    pooled_voice,
+)
 from moodlens.tracks import FaceTracker
 from moodlens.turns import join_segments
 from moodlens.utterances import Utterance
@@ -124,6 +133,19 @@ class LiveModels:
                 self.speaker_encoder = load_speaker_encoder(options.device)
             except ModelNotFoundError as err:
                 self.notes.append(f"speakers: no voice embeddings ({err}); face tracks only")
+
+
+@dataclass(frozen=True)
+class Part:
+    """A span, or the stretch of it in one voice (LiveSession._by_voice), with the samples it may
+    read around its speech: its pads, but never into another voice's speech."""
+
+    span: SpeechSpan
+    first: int
+    last: int
+    # its voice, pooled from the stretches that told it apart (unit CAM++ embeddings summed, as
+    # speakers.py pools a face track's), so it is not embedded twice; None: embed the part whole
+    voice: np.ndarray | None = None
 
 
 @dataclass
@@ -200,7 +222,7 @@ class LiveSession:
         self.latest = 0.0  # media time reached
         self.started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         self.finished: Analysis | None = None
-        self.early: tuple[SpeechSpan, Prepared | None] | None = None  # a span offered before its pause ended
+        self.early: tuple[SpeechSpan, list[Prepared]] | None = None  # a span offered before its pause ended
         self.glimpsed: tuple[int, int, str] | None = None  # the open span's start, end and text at its last partial
         emit(event("start", source=name, has_audio=opened.has_audio, has_video=opened.has_video,
                    container=opened.container, modalities=list(analyze.modalities), started_at=self.started_at))
@@ -250,16 +272,64 @@ class LiveSession:
         it was, else judge the closed span afresh (speech came back within the pause)."""
         if not span.final:
             with self.models.lock:
-                self.early = (span, self._prepare(span))
+                self.early = (span, self._judge(span))
             return
         early, self.early = self.early, None
         if early is not None and early[0].same(span):
             prepared = early[1]
         else:
             with self.models.lock:
-                prepared = self._prepare(span)
-        if prepared is not None:
-            self._commit(prepared)
+                prepared = self._judge(span)
+        for each in prepared:
+            self._commit(each)
+
+    def _judge(self, span: SpeechSpan) -> list[Prepared]:
+        """The span's utterances, one per voice in it, prepared in order."""
+        prepared: list[Prepared] = []
+        for part in self._by_voice(span):
+            after = prepared[-1].utterance.end if prepared else self.segments[-1].end if self.segments else 0.0
+            if (done := self._prepare(part, after)) is not None:
+                prepared.append(done)
+        return prepared
+
+    def _by_voice(self, span: SpeechSpan) -> list[Part]:
+        """The span cut at the pauses where its voice changes: the stretches between its pauses,
+        each long enough to embed, placed among the voices heard so far (OnlineSpeakers.voices);
+        one too short to tell stays with the voice before it. Whole where there is no pause,
+        no speaker encoder, or one voice."""
+        pad = int(PAD_SECONDS * SAMPLE_RATE)
+        whole = [Part(span, max(span.start - pad, 0), span.end + pad)]
+        encoder = self.models.speaker_encoder
+        if not span.pauses or encoder is None or not self.models.options.diarize:
+            return whole
+        edges = [span.start, *(x for pause in span.pauses for x in pause), span.end]
+        stretches = list(zip(edges[::2], edges[1::2], strict=True))
+        longest = int(MAX_VOICE_SECONDS * SAMPLE_RATE)
+        clips = [self.ring.read(a, min(b, a + longest)) for a, b in stretches]
+        heard = [i for i, clip in enumerate(clips) if clip.size >= MIN_VOICE_SECONDS * SAMPLE_RATE]
+        if len(heard) < 2:
+            return whole
+        embedded = dict(zip(heard, encoder.embed([clips[i] for i in heard]), strict=True))
+        voices = self.online.voices([embedded.get(i) for i in range(len(stretches))])
+        for i in range(len(voices)):  # too short to tell: the voice before it, else the one after
+            voices[i] = voices[i] if voices[i] is not None else voices[i - 1] if i else next(
+                (v for v in voices if v is not None), None)
+        groups = [[0]]
+        for i in range(1, len(stretches)):
+            if voices[i] == voices[i - 1]:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+        if len(groups) == 1:
+            return [replace(whole[0], voice=pooled_voice(groups[0], embedded))]
+        parts = []
+        for k, group in enumerate(groups):
+            start, end = stretches[group[0]][0], stretches[group[-1]][1]
+            inside = tuple(span.pauses[i] for i in group[:-1])
+            first = max(start - pad, 0) if k == 0 else max(start - pad, stretches[group[0] - 1][1])
+            last = end + pad if k == len(groups) - 1 else min(end + pad, stretches[group[-1] + 1][0])
+            parts.append(Part(SpeechSpan(start, end, span.final, inside), first, last, pooled_voice(group, embedded)))
+        return parts
 
     def _glimpse(self, every: float) -> None:
         """A `partial` event with the words of the speech still open, each time `every` seconds more
@@ -279,14 +349,15 @@ class LiveSession:
             self.emit(event("partial", start=round(origin + speech.start / SAMPLE_RATE, 3),
                             end=round(origin + speech.end / SAMPLE_RATE, 3), text=text))
 
-    def _prepare(self, span: SpeechSpan) -> Prepared | None:
-        """Everything about a span that does not depend on the utterances before it being final:
-        its words, each expert's reading, its voice embedding. None where no words were heard."""
+    def _prepare(self, part: Part, after: float) -> Prepared | None:
+        """Everything about a span (or its stretch in one voice) that does not depend on the
+        utterances before it being final: its words, each expert's reading, its voice embedding.
+        None where no words were heard. `after`: where the speech before it ended (media time),
+        which the voice's context does not reach past."""
         began = time.monotonic()
         origin = self.audio_origin or 0.0
-        pad = int(PAD_SECONDS * SAMPLE_RATE)
-        first = max(span.start - pad, 0)
-        heard = list(self.reader.read(self.ring.read(first, span.end + pad), origin + first / SAMPLE_RATE))
+        span = part.span
+        heard = list(self.reader.read(self.ring.read(part.first, part.last), origin + part.first / SAMPLE_RATE))
         self._keep_language()
         if not heard:
             return None
@@ -304,18 +375,20 @@ class LiveSession:
                 else:
                     # the context a file's utterance gets (CONTEXT_SECONDS) before it; after it, only
                     # the pause that closed the span, since waiting for more would add to the latency
-                    before = max(utterance.start - CONTEXT_SECONDS, self.segments[-1].end if self.segments else 0.0)
-                    clip = self._clip(before, utterance.end + min(CONTEXT_SECONDS, self.options.min_silence),
-                                      MAX_CLIP_SECONDS)
+                    before = max(utterance.start - CONTEXT_SECONDS, after)
+                    clip = self._clip(before, min(utterance.end + min(CONTEXT_SECONDS, self.options.min_silence),
+                                                  origin + part.last / SAMPLE_RATE), MAX_CLIP_SECONDS)
                     prepared.voice_feature, prepared.voice_seconds = expert.features(clip), clip.size / SAMPLE_RATE
                     prepared.voice_jitter = pitch_jitter(own)
             elif (result := self._expert(expert, utterance)) is not None:
                 prepared.per_modality[name] = result
         if self.models.options.diarize:
-            clip = self._clip(max(0.0, utterance.start - PAD_SECONDS), utterance.end + PAD_SECONDS, MAX_VOICE_SECONDS)
+            clip = self._clip(origin + part.first / SAMPLE_RATE, origin + part.last / SAMPLE_RATE, MAX_VOICE_SECONDS)
             prepared.voiced = clip.size / SAMPLE_RATE
             encoder = self.models.speaker_encoder
-            if encoder is not None and prepared.voiced >= MIN_VOICE_SECONDS:
+            if part.voice is not None:
+                prepared.embedding = part.voice
+            elif encoder is not None and prepared.voiced >= MIN_VOICE_SECONDS:
                 prepared.embedding = encoder.embed([clip])[0]
         prepared.seconds = time.monotonic() - began
         return prepared
@@ -405,13 +478,19 @@ class LiveSession:
             asr_model=analyze.asr_model, transcript=None, fps=analyze.fps, device=analyze.device,
             fusion=fusion_record(analyze), speakers=speakers,
             turns=TurnSettings(count=len(self.results), segments=len(self.results),
-                               unit=f"speech span closed by {self.options.min_silence:g} s of silence (live)"),
+                               unit=self._unit()),
             modalities=list(analyze.modalities), language=analyze.language,
             live=LiveSettings(source=self.name, started_at=self.started_at, ended=reason, complete=complete))
         guess = file_language((u.duration, u.language, u.language_probability) for u in self.segments)
         self.finished = build_analysis(media, settings, modality_infos(outputs), self.results, self.notes,
                                        language_record(self.segments, guess, analyze.language))
         return self.finished
+
+    def _unit(self) -> str:
+        """What a live utterance is, for Analysis.settings.turns.unit."""
+        by_voice = self.models.options.diarize and self.models.speaker_encoder is not None
+        return (f"speech span closed by {self.options.min_silence:g} s of silence"
+                f"{', and cut where the voice changes (CAM++)' if by_voice else ''} (live)")
 
     def _rediarize(self) -> SpeakerSettings:
         analyze = self.models.options

@@ -82,7 +82,7 @@ def _groups(indices: Sequence[int], tracks: Sequence[str | None], embeddings: di
             continue
         candidates = by_track.setdefault(tracks[i], [])
         for group in candidates:
-            pooled = _pooled(group, embeddings)
+            pooled = pooled_voice(group, embeddings)
             if i not in embeddings or pooled is None or 1.0 - float(pooled @ embeddings[i]) <= threshold:
                 group.append(i)
                 break
@@ -91,7 +91,9 @@ def _groups(indices: Sequence[int], tracks: Sequence[str | None], embeddings: di
     return groups + [g for track in by_track.values() for g in track]
 
 
-def _pooled(group: Sequence[int], embeddings: dict[int, np.ndarray]) -> np.ndarray | None:
+def pooled_voice(group: Sequence[int], embeddings: dict[int, np.ndarray]) -> np.ndarray | None:
+    """One steadier voice for utterances (or stretches) known to be one person's: the sum of
+    their unit embeddings, made unit; None where none was embedded."""
     heard = [embeddings[i] for i in group if i in embeddings]
     return _unit(sum(heard)) if heard else None
 
@@ -145,7 +147,7 @@ def diarize(utterances: Sequence[Utterance], evidence: SpeakerEvidence, count: i
         groups = _groups(todo, tracks, evidence.embeddings, threshold)
         heard = [g for g in groups if any(i in evidence.embeddings for i in g)]
         if heard:
-            pooled = np.stack([_pooled(g, evidence.embeddings) for g in heard])
+            pooled = np.stack([pooled_voice(g, evidence.embeddings) for g in heard])
             found = cluster(pooled, count, threshold)
             if count is None:  # a forced count is the user's to make
                 found = absorb_thin(found, pooled, [sum(evidence.voiced_seconds.get(i, 0.0) for i in g) for g in heard],
@@ -270,11 +272,25 @@ class OnlineSpeakers:
         """S<n> for a voice embedding; `unknown` for none (too short to tell)."""
         if embedding is None:
             return UNKNOWN
-        if self.sums:
-            similarity = [float(_unit(total) @ embedding) for total in self.sums]
-            best = int(np.argmax(similarity))
-            if 1.0 - similarity[best] <= self.threshold or (self.count is not None and len(self.sums) >= self.count):
-                self.sums[best] = self.sums[best] + embedding
-                return f"S{best + 1}"
-        self.sums.append(np.asarray(embedding, dtype=np.float64).copy())
-        return f"S{len(self.sums)}"
+        return f"S{_place(self.sums, embedding, self.threshold, self.count) + 1}"
+
+    def voices(self, embeddings: Sequence[np.ndarray | None]) -> list[int | None]:
+        """Whose voice each of consecutive stretches of one span is (a speaker's index, None where
+        too short to tell), placed as `assign` would place them but without naming anyone: the
+        speakers heard so far are left as they are. A voice met before is judged against its
+        running mean, far steadier than another stretch of a second or two (bench/live_voices.py)."""
+        sums = [total.copy() for total in self.sums]
+        return [None if e is None else _place(sums, e, self.threshold, self.count) for e in embeddings]
+
+
+def _place(sums: list[np.ndarray], embedding: np.ndarray, threshold: float, count: int | None) -> int:
+    """The index of the speaker (summed unit embeddings) nearest `embedding` if within `threshold`,
+    or when `count` are heard already, and the voice added to it; else a new speaker's."""
+    if sums:
+        similarity = [float(_unit(total) @ embedding) for total in sums]
+        best = int(np.argmax(similarity))
+        if 1.0 - similarity[best] <= threshold or (count is not None and len(sums) >= count):
+            sums[best] = sums[best] + embedding
+            return best
+    sums.append(np.asarray(embedding, dtype=np.float64).copy())
+    return len(sums) - 1

@@ -24,6 +24,10 @@ MIN_SPEECH_SECONDS = 0.25  # a click or a breath is not an utterance
 MAX_SPEECH_SECONDS = 20.0  # a monologue is still cut, at its quietest step, into lines this long at most
 THRESHOLD = 0.5
 RELEASE = 0.15  # speech goes on until the probability falls this far below THRESHOLD (Silero's own rule)
+# A pause inside a span at least this long is where a second voice may take over (people answer
+# as quickly as 0.1-0.2 s; the live session asks the voices, LiveSession._by_voice). Shorter dips
+# are inside words.
+MIN_PAUSE_SECONDS = 0.09
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,8 @@ class SpeechSpan:
     # False: the pause has only begun (EARLY_SILENCE_SECONDS); the span closes as it stands unless
     # speech comes back, and judging it now saves that much of the wait
     final: bool = True
+    # (first, last) samples of each pause inside the span of at least MIN_PAUSE_SECONDS, in order
+    pauses: tuple[tuple[int, int], ...] = ()
 
     def same(self, other: SpeechSpan) -> bool:
         return (self.start, self.end) == (other.start, other.end)
@@ -85,6 +91,7 @@ class SpeechGate:
         early = round(early_silence * SAMPLE_RATE / FRAME) if early_silence else 0
         self.early_steps = early if 0 < early < self.silence_steps else None
         self.min_speech = int(min_speech * SAMPLE_RATE)
+        self.pause_steps = max(1, round(MIN_PAUSE_SECONDS * SAMPLE_RATE / FRAME))
         self.max_steps = max(2, int(max_speech * SAMPLE_RATE / FRAME))
         self.threshold = threshold
         self.state = (np.zeros((1, 1, 128), np.float32), np.zeros((1, 1, 128), np.float32))
@@ -141,7 +148,8 @@ class SpeechGate:
             return [span] if span else []
         pause, heard = self.steps - self.last_speech, (self.last_speech - self.start) * FRAME
         if pause == self.early_steps and heard >= self.min_speech:
-            return [SpeechSpan(self.start * FRAME, self.last_speech * FRAME, final=False)]
+            return [SpeechSpan(self.start * FRAME, self.last_speech * FRAME, final=False,
+                               pauses=self._pauses(self.last_speech))]
         if self.steps - self.start >= self.max_steps:
             return self._cut()
         return []
@@ -160,5 +168,15 @@ class SpeechGate:
     def _close(self, end_step: int) -> SpeechSpan | None:
         assert self.start is not None
         start, end = self.start * FRAME, end_step * FRAME
+        pauses = self._pauses(end_step)
         self.start, self.probabilities = None, []
-        return SpeechSpan(start, end) if end - start >= self.min_speech else None
+        return SpeechSpan(start, end, pauses=pauses) if end - start >= self.min_speech else None
+
+    def _pauses(self, end_step: int) -> tuple[tuple[int, int], ...]:
+        """The open span's pauses of at least pause_steps before `end_step`, in samples."""
+        assert self.start is not None
+        quiet = np.asarray(self.probabilities[: end_step - self.start]) < self.threshold - RELEASE
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+        return tuple(((self.start + a) * FRAME, (self.start + b) * FRAME) for a, b in zip(edges[::2], edges[1::2],
+                                                                                       strict=True)
+                     if b - a >= self.pause_steps and a > 0 and b < end_step - self.start)
