@@ -74,12 +74,16 @@ from moodlens.speakers import (
     diarize,
     pooled_voice,
 )
+from moodlens.speakers import PAD_SECONDS as VOICE_PAD_SECONDS  # a file's voice pad, kept apart from PAD_SECONDS
 from moodlens.tracks import FaceTracker
 from moodlens.turns import join_segments
 from moodlens.utterances import Utterance
 from moodlens.vad import MAX_SPEECH_SECONDS, MIN_SILENCE_SECONDS, SpeechGate, SpeechSpan
 
-PAD_SECONDS = 0.2  # read either side of a speech span: Silero's edges cut word onsets and tails
+# Read either side of a speech span for its words: Silero's edges cut word onsets and tails. The
+# pad a file's speech gets (faster-whisper's VAD, TranscribeOptions.vad_speech_pad_ms); on the
+# spoken dev dialogues read live, 0.2 s lost 7 short lines that 0.4 s heard (docs/live.md).
+PAD_SECONDS = TranscribeOptions.vad_speech_pad_ms / 1000
 RING_SECONDS = MAX_SPEECH_SECONDS + 10.0  # audio kept: the longest span, its pads, and slack for a slow step
 FRAME_SECONDS = MAX_SPEECH_SECONDS + 10.0  # faces kept, for the same reason
 # A language told this surely is kept for the rest of the stream: telling it again for every
@@ -383,7 +387,10 @@ class LiveSession:
             elif (result := self._expert(expert, utterance)) is not None:
                 prepared.per_modality[name] = result
         if self.models.options.diarize:
-            clip = self._clip(origin + part.first / SAMPLE_RATE, origin + part.last / SAMPLE_RATE, MAX_VOICE_SECONDS)
+            # the voice is read with the pad a file's utterance gets for it, within the part's reach
+            clip = self._clip(max(origin + part.first / SAMPLE_RATE, utterance.start - VOICE_PAD_SECONDS),
+                              min(origin + part.last / SAMPLE_RATE, utterance.end + VOICE_PAD_SECONDS),
+                              MAX_VOICE_SECONDS)
             prepared.voiced = clip.size / SAMPLE_RATE
             encoder = self.models.speaker_encoder
             if part.voice is not None:
