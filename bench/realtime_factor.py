@@ -1,7 +1,7 @@
 """Real-time factor of `moodlens analyze`: analysis seconds / media seconds.
 
     .venv/bin/python bench/realtime_factor.py [--threads N] [--repeat R] [--modalities text,face,voice]
-        [--device cpu|cuda] [--language auto|en|...] [PATH ...]
+        [--device cpu|cuda] [--language auto|en|...] [--cpu-isa native|avx2] [PATH ...]
 
 With no paths, it measures the demo video and the 11 MELD test clips in ../shared (where
 present). Model loading is timed once, apart; each file is then analysed R times and the
@@ -9,6 +9,11 @@ median is kept, so the figure is the steady-state cost a batch or server sees. -
 runs only those experts (as `analyze --modalities` does); the issue's targets are for all three.
 --language en skips telling the language (the English path alone); auto is what users get.
 The last column is throughput: files analysed per minute, one after another in this process.
+
+--cpu-isa avx2 runs this machine as an AVX2-only CPU would (no AVX-512, no bf16), the class of
+many users' CPUs: it caps oneDNN (torch), CTranslate2, MKL and OpenBLAS at AVX2 and turns bf16
+off (MOODLENS_BF16=0) before they load. onnxruntime (Silero VAD, the face detector) has no such
+cap and keeps its own dispatch, so the figure is a little optimistic.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo.mp4"
 MELD_CLIPS = ROOT.parent / "shared" / "data" / "meld" / "media" / "test"
+# each library's own switch, read when it loads
+AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "CT2_FORCE_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+             "OPENBLAS_CORETYPE": "Haswell", "ATEN_CPU_CAPABILITY": "avx2", "MOODLENS_BF16": "0"}
 
 
 def main() -> None:
@@ -32,7 +40,10 @@ def main() -> None:
     parser.add_argument("--modalities", default="text,face,voice")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--language", default="auto")
+    parser.add_argument("--cpu-isa", choices=("native", "avx2"), default="native")
     args = parser.parse_args()
+    if args.cpu_isa == "avx2":
+        os.environ.update(AVX2_ONLY)
     os.environ["MOODLENS_THREADS"] = str(args.threads)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
@@ -60,7 +71,8 @@ def main() -> None:
         else:
             print(f"(skipping MELD clips: {MELD_CLIPS} is absent)")
 
-    print(f"CPU threads {args.threads}; device {args.device}; modalities {args.modalities}; "
+    print(f"CPU threads {args.threads}; instruction set {args.cpu_isa}; device {args.device}; "
+          f"modalities {args.modalities}; "
           f"model loading {load_seconds:.2f} s (once per process)")
     print(f"{'group':<16} {'files':>5} {'media s':>8} {'analysis s':>10} {'RTF':>6} {'files/min':>9}")
     for name, paths in groups.items():
