@@ -2,7 +2,7 @@
 input, or to `moodlens serve`'s /v1/live WebSocket.
 
     .venv/bin/python bench/live_latency.py [--via stdin websocket] [--minutes 1] [--sessions 1 2]
-        [--bf16 auto 0] [--speed 1] [--modalities text,face,voice] [--media examples/demo.mp4]
+        [--bf16 auto 0 1 avx2] [--speed 1] [--modalities text,face,voice] [--media examples/demo.mp4]
 
 The media (the demo by default, repeated to fill --minutes) is remuxed to MPEG-TS and written to
 the process's standard input packet by packet, each at the moment its decoding time comes round
@@ -21,6 +21,7 @@ each fed its own stream, with the cores split between them (MOODLENS_THREADS); o
 N sessions of one server, which judges one utterance at a time:
 the largest N that keeps p50 <= 1.0 s and p95 <= 2.0 s is how many live sessions the machine holds.
 --speed 4 feeds four times faster than real time: for the memory curve of a long stream, not latency.
+--bf16 avx2 runs the process as an AVX2-only CPU would (no AVX-512, no bf16; moodlens.runtime.AVX2_ONLY).
 """
 
 from __future__ import annotations
@@ -68,10 +69,16 @@ def _rss_mb(pid: int) -> float | None:
     return None
 
 
+def numeric_env(bf16: str) -> dict[str, str]:
+    """The environment of a --bf16 choice: auto, 0 or 1 (MOODLENS_BF16), or avx2 (this CPU acting as
+    an AVX2-only one, bf16 off: runtime.AVX2_ONLY)."""
+    from moodlens.runtime import AVX2_ONLY
+
+    return AVX2_ONLY if bf16 == "avx2" else {} if bf16 == "auto" else {"MOODLENS_BF16": bf16}
+
+
 def _start(modalities: str, bf16: str, threads: int, out: Path, partials: float | None) -> Session:
-    env = {**os.environ, "MOODLENS_THREADS": str(threads)}
-    if bf16 != "auto":
-        env["MOODLENS_BF16"] = bf16
+    env = {**os.environ, "MOODLENS_THREADS": str(threads), **numeric_env(bf16)}
     process = subprocess.Popen(
         [sys.executable, "-m", "moodlens.cli", "live", "-", "--events", "-", "--out", str(out), "--format", "json",
          "--modalities", modalities, "--stall-timeout", "30",
@@ -171,9 +178,7 @@ def run_websocket(media: Path, minutes: float, sessions: int, bf16: str, speed: 
     frames = [(f.time, cv2.imencode(".jpg", f.image[:, :, ::-1])[1].tobytes()) for f in sample_frames(media, 2.5, 640)]
     length = audio.size / 16000
     repeat = max(1, math.ceil(minutes * 60 / length))
-    env = {**os.environ}
-    if bf16 != "auto":
-        env["MOODLENS_BF16"] = bf16
+    env = {**os.environ, **numeric_env(bf16)}
     with tempfile.TemporaryDirectory() as tmp:
         import socket
 
@@ -301,7 +306,7 @@ def main() -> None:
     parser.add_argument("--media", type=Path, default=DEMO)
     parser.add_argument("--minutes", type=float, default=1.0)
     parser.add_argument("--sessions", type=int, nargs="+", default=[1])
-    parser.add_argument("--bf16", nargs="+", default=["auto"], choices=("auto", "0", "1"))
+    parser.add_argument("--bf16", nargs="+", default=["auto"], choices=("auto", "0", "1", "avx2"))
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--modalities", default="text,face,voice")
     parser.add_argument("--via", nargs="+", default=["stdin"], choices=("stdin", "websocket"))

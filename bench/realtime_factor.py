@@ -27,9 +27,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo.mp4"
 MELD_CLIPS = ROOT.parent / "shared" / "data" / "meld" / "media" / "test"
-# each library's own switch, read when it loads
-AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "CT2_FORCE_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
-             "OPENBLAS_CORETYPE": "Haswell", "ATEN_CPU_CAPABILITY": "avx2", "MOODLENS_BF16": "0"}
 
 
 def main() -> None:
@@ -43,6 +40,8 @@ def main() -> None:
     parser.add_argument("--cpu-isa", choices=("native", "avx2"), default="native")
     args = parser.parse_args()
     if args.cpu_isa == "avx2":
+        from moodlens.runtime import AVX2_ONLY  # imports nothing numeric
+
         os.environ.update(AVX2_ONLY)
     os.environ["MOODLENS_THREADS"] = str(args.threads)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

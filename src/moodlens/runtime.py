@@ -11,6 +11,12 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+# Each numeric library's own switch, read when it loads, that makes this machine's CPU act as an
+# AVX2-only one (no AVX-512, no bf16), as many users' CPUs are; the benches' --cpu-isa avx2 sets
+# them before importing anything. onnxruntime has no such switch and keeps its own dispatch.
+AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "CT2_FORCE_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+             "OPENBLAS_CORETYPE": "Haswell", "ATEN_CPU_CAPABILITY": "avx2", "MOODLENS_BF16": "0"}
+
 
 def threads() -> int:
     """Threads for the models of this process: MOODLENS_THREADS, else every core."""
