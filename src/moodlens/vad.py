@@ -177,6 +177,6 @@ class SpeechGate:
         assert self.start is not None
         quiet = np.asarray(self.probabilities[: end_step - self.start]) < self.threshold - RELEASE
         edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
-        return tuple(((self.start + a) * FRAME, (self.start + b) * FRAME) for a, b in zip(edges[::2], edges[1::2],
-                                                                                       strict=True)
+        return tuple((int(self.start + a) * FRAME, int(self.start + b) * FRAME)
+                     for a, b in zip(edges[::2], edges[1::2], strict=True)
                      if b - a >= self.pause_steps and a > 0 and b < end_step - self.start)
