@@ -1,6 +1,7 @@
 """Live utterances in one voice: two real people answering each other quickly, read as a stream.
 
     .venv/bin/python bench/live_voices.py [--trials N] [--seed S] [--gap SECONDS] [--modalities text,voice]
+                                          [--paths live file]
 
 Each trial joins six whole RAVDESS sentences of two actors (A A B A B B, as people take turns and
 go on), with `--gap` seconds of silence between sentences (0.15 by default: quicker than the
@@ -21,6 +22,10 @@ Printed, over all trials:
 - speakers found: the final Analysis's speakers (after the end-of-stream clustering), against 2;
 - seconds of analysis per trial.
 
+--paths live file also analyses each trial as a file (`analyze`), scored by its turns, for the
+same figures from the file path. Its time is mostly Whisper's fallback decodings: six
+near-identical sentences in one window fail faster-whisper's compression-ratio check.
+
 RAVDESS is licensed for non-commercial use: read from ../shared, never shipped.
 """
 
@@ -33,6 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +70,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gap", type=float, default=0.15)
     parser.add_argument("--modalities", default="text,voice")
+    parser.add_argument("--paths", nargs="+", default=["live"], choices=("live", "file"),
+                        help="file: also `analyze` each trial, for the same figures from the file path")
     args = parser.parse_args()
     if not RAVDESS.is_dir():
         sys.exit(f"{RAVDESS} not found: RAVDESS actors are read from ../shared/data/speech")
@@ -72,16 +80,17 @@ def main() -> None:
 
     from moodlens.live import LiveModels, LiveOptions, run_live
     from moodlens.options import AnalyzeOptions
+    from moodlens.pipeline import analyze
     from moodlens.process import keep_memory_flat
     from moodlens.sources import parse_source
     from moodlens.training.voice import RAVDESS as EMOTIONS
 
     keep_memory_flat()
     options = LiveOptions(analyze=AnalyzeOptions(modalities=tuple(args.modalities.split(","))))
-    models = LiveModels(options.analyze)
-    apart = changes = together = sames = cut = sentences = right = judged = 0
-    found_speakers: list[int] = []
-    seconds: list[float] = []
+    models = LiveModels(options.analyze) if "live" in args.paths else None
+    tally: dict[str, Counter] = {path: Counter() for path in args.paths}
+    found_speakers: dict[str, list[int]] = {path: [] for path in args.paths}
+    seconds: dict[str, list[float]] = {path: [] for path in args.paths}
     gap = np.zeros(int(args.gap * 16000), np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         for n, trial in enumerate(trials(args.trials, args.seed)):
@@ -93,41 +102,58 @@ def main() -> None:
                 at += (speech.size + gap.size) / 16000
             wav = Path(tmp) / f"trial{n}.wav"
             wavfile.write(wav, 16000, (np.concatenate(pieces) * 32767).astype(np.int16))
-            began = time.monotonic()
-            analysis = run_live(parse_source(str(wav)), options, emit=lambda event: None, models=models)
-            seconds.append(time.monotonic() - began)
-            spans = [(u.start, u.end, u.emotion.label) for u in analysis.utterances]
-
-            def held(span: tuple[float, float, str], start: float, end: float) -> float:
-                return max(0.0, min(span[1], end) - max(span[0], start))
-
-            for before, after in itertools.pairwise(lines):
-                crossed = any(held(s, *before[:2]) >= CROSS_SECONDS and held(s, *after[:2]) >= CROSS_SECONDS
-                              for s in spans)
-                if before[2] != after[2]:
-                    changes += 1
-                    apart += not crossed
-                else:
-                    sames += 1
-                    together += crossed
-            for start, end, actor, emotion in lines:
-                sentences += 1
-                holding = [s for s in spans if held(s, start, end) > 0.1]
-                cut += len(holding) > 1
-                if actor in HELD_OUT and holding:
-                    judged += 1
-                    right += max(holding, key=lambda s: held(s, start, end))[2] == emotion
-            found_speakers.append(len(analysis.speakers))
-            print(f"trial {n:2d}: actors {trial[0][0]:2d} and {trial[2][0]:2d}, {len(spans)} utterances, "
-                  f"{len(analysis.speakers)} speakers, {seconds[-1]:.1f} s", flush=True)
+            for way in args.paths:
+                began = time.monotonic()
+                analysis = (run_live(parse_source(str(wav)), options, emit=lambda event: None, models=models)
+                            if way == "live" else analyze(wav, options.analyze))
+                seconds[way].append(time.monotonic() - began)
+                score(tally[way], lines, judged_spans(analysis))
+                found_speakers[way].append(len(analysis.speakers))
+                print(f"trial {n:2d} {way}: actors {trial[0][0]:2d} and {trial[2][0]:2d}, "
+                      f"{len(analysis.utterances)} utterances, {len(analysis.speakers)} speakers, "
+                      f"{seconds[way][-1]:.1f} s", flush=True)
     print(f"\n{args.trials} trials, {args.gap:g} s between sentences, modalities {args.modalities}")
-    print(f"voice changes kept apart   {apart}/{changes} ({apart / changes:.2f})")
-    print(f"same voice kept together   {together}/{sames} ({together / sames:.2f})")
-    print(f"sentences cut              {cut}/{sentences} ({cut / sentences:.2f})")
-    print(f"emotion right (actors 17-20) {right}/{judged} ({right / max(judged, 1):.2f})")
-    print(f"speakers found             2 in {found_speakers.count(2)}/{len(found_speakers)}; "
-          f"median {statistics.median(found_speakers):g}")
-    print(f"seconds per trial          median {statistics.median(seconds):.2f}")
+    print(f"{'':34s}" + "".join(f"{way:>14s}" for way in args.paths))
+    rows = [("voice changes kept apart", "apart", "changes"), ("same voice kept together", "together", "sames"),
+            ("sentences cut", "cut", "sentences"), ("emotion right (actors 17-20)", "right", "judged")]
+    for label, hit, of in rows:
+        print(f"{label:34s}" + "".join(f"{f'{tally[w][hit]}/{tally[w][of]}':>14s}" for w in args.paths))
+    print(f"{'2 speakers found':34s}" + "".join(f"{f'{found_speakers[w].count(2)}/{args.trials}':>14s}"
+                                                for w in args.paths))
+    print(f"{'seconds per trial (median)':34s}" + "".join(f"{statistics.median(seconds[w]):>14.2f}"
+                                                          for w in args.paths))
+
+
+def judged_spans(analysis: object) -> list[tuple[float, float, str]]:
+    """(start, end, emotion) of each unit judged: a live utterance, or a file's turn (its segments
+    share the turn's judgement; a turn is what a change of voice ends)."""
+    turns: dict[int, list] = {}
+    for u in analysis.utterances:
+        turns.setdefault(u.turn if u.turn is not None else u.index, []).append(u)
+    return [(min(u.start for u in us), max(u.end for u in us), us[0].emotion.label) for us in turns.values()]
+
+
+def score(tally: Counter, lines: list[tuple[float, float, int, str]], spans: list[tuple[float, float, str]]) -> None:
+    """Add one trial's boundaries, cut sentences and emotions to `tally`."""
+
+    def held(span: tuple[float, float, str], start: float, end: float) -> float:
+        return max(0.0, min(span[1], end) - max(span[0], start))
+
+    for before, after in itertools.pairwise(lines):
+        crossed = any(held(s, *before[:2]) >= CROSS_SECONDS and held(s, *after[:2]) >= CROSS_SECONDS for s in spans)
+        if before[2] != after[2]:
+            tally["changes"] += 1
+            tally["apart"] += not crossed
+        else:
+            tally["sames"] += 1
+            tally["together"] += crossed
+    for start, end, actor, emotion in lines:
+        tally["sentences"] += 1
+        holding = [s for s in spans if held(s, start, end) > 0.1]
+        tally["cut"] += len(holding) > 1
+        if actor in HELD_OUT and holding:
+            tally["judged"] += 1
+            tally["right"] += max(holding, key=lambda s: held(s, start, end))[2] == emotion
 
 
 if __name__ == "__main__":
