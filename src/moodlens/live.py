@@ -40,7 +40,7 @@ from moodlens.analysis import (
 from moodlens.asr import LanguageReader, TranscribeOptions, load_asr_model
 from moodlens.errors import ModelNotFoundError
 from moodlens.events import Emit, event, utterance_event
-from moodlens.experts import EXPERTS, Expert, MediaContext
+from moodlens.experts import EXPERTS, Expert
 from moodlens.experts.base import finished
 from moodlens.experts.face import FaceExpert, FrameFaces, face_track, read_faces
 from moodlens.experts.text import TextExpert
@@ -54,7 +54,6 @@ from moodlens.models.voice import CONTEXT_SECONDS, MAX_CLIP_SECONDS
 from moodlens.options import AnalyzeOptions, require_device
 from moodlens.pipeline import (
     TRUST,
-    _blas_libraries,
     build_analysis,
     fusion_record,
     language_record,
@@ -65,6 +64,7 @@ from moodlens.pipeline import (
 )
 from moodlens.pitch import pitch_jitter
 from moodlens.process import return_freed_memory
+from moodlens.runtime import one_blas_thread
 from moodlens.sources import AudioChunk, Ended, Opened, Source, SourceReader
 from moodlens.speakers import (
     MAX_VOICE_SECONDS,
@@ -207,7 +207,6 @@ class LiveSession:
                               audio_codec=opened.audio_codec,
                               audio_sample_rate=SAMPLE_RATE if opened.has_audio else None,
                               audio_channels=1 if opened.has_audio else None)
-        self.context = MediaContext(self.info, analyze, self.notes, DecodeDamage(), lambda stage, done: None)
         self.gate = SpeechGate(min_silence=self.options.min_silence)
         self.ring = AudioRing(RING_SECONDS)
         self.audio_origin: float | None = None  # media time of the first audio sample
@@ -456,7 +455,7 @@ class LiveSession:
         # the utterance with the turns before it that the model reads as context
         turns = expert.model.config.context_turns
         window = [*(self.segments[-turns:] if turns else []), utterance]
-        return expert.predict(self.context, window).results[-1]
+        return expert.judge(window, only=[len(window) - 1])[-1]
 
     def finish(self, reason: str, complete: bool = True, flush: bool = True) -> Analysis:
         """The Analysis of every finalised utterance. `flush`: judge the speech still open first
@@ -539,7 +538,7 @@ def run_live(source: Source, options: LiveOptions, emit: Emit, models: LiveModel
     timeouts = {k: v for k, v in (("open_timeout", open_timeout), ("stall_timeout", stall_timeout)) if v is not None}
     reader = SourceReader(source, options.analyze.fps, options.analyze.max_side, **timeouts)
     opened = reader.open()
-    with _blas_libraries().limit(limits=1, user_api="blas"):
+    with one_blas_thread():
         session = LiveSession(models, source.name, opened, emit, options)
         reason, complete = "interrupted", True
         dropped = 0

@@ -72,7 +72,7 @@ def _open(path: Path) -> av.container.InputContainer:
     try:
         container = av.open(str(path), mode="r", metadata_errors="ignore")
     except av.error.FFmpegError as err:
-        raise InvalidMediaError(path, f"not a readable media file ({_ffmpeg_reason(err)})") from err
+        raise InvalidMediaError(path, f"not a readable media file ({ffmpeg_reason(err)})") from err
     except (OSError, UnicodeDecodeError) as err:
         raise InvalidMediaError(path, f"cannot be opened ({err})") from err
     if container.format.name in _IMAGE_FORMATS:
@@ -81,7 +81,7 @@ def _open(path: Path) -> av.container.InputContainer:
     return container
 
 
-def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
+def video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
     """The first real video stream: cover art in an audio file is a 'video' stream too, and a
     stream whose codec FFmpeg can't name (damaged headers) has no decoder at all."""
     still = av.stream.Disposition.attached_pic | av.stream.Disposition.still_image
@@ -89,11 +89,11 @@ def _video_stream(container: av.container.InputContainer) -> av.video.stream.Vid
                  if not s.disposition & still and s.codec_context is not None), None)
 
 
-def _audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream | None:
+def audio_stream(container: av.container.InputContainer) -> av.audio.stream.AudioStream | None:
     return next((s for s in container.streams.audio if s.codec_context is not None), None)
 
 
-def _ffmpeg_reason(err: Exception) -> str:
+def ffmpeg_reason(err: Exception) -> str:
     text = getattr(err, "strerror", None) or str(err)
     return text.split(":")[0].strip() if text else type(err).__name__
 
@@ -102,8 +102,8 @@ def probe(path: str | Path) -> MediaInfo:
     """Read container and stream metadata without decoding. Raises InvalidMediaError."""
     path = Path(path)
     with _open(path) as container:
-        video = _video_stream(container)
-        audio = _audio_stream(container)
+        video = video_stream(container)
+        audio = audio_stream(container)
         if video is None and audio is None:
             raise InvalidMediaError(path, "has no audio or video stream")
         duration = _duration(container)
@@ -232,7 +232,7 @@ def _decode_concealing(
                 try:
                     frames = packet.decode()
                 except av.error.FFmpegError as err:
-                    first_error = first_error or _ffmpeg_reason(err)
+                    first_error = first_error or ffmpeg_reason(err)
                     bad_run += 1
                     on_skip(packet)
                     stalled = (time - last_good if time is not None and last_good is not None
@@ -248,7 +248,7 @@ def _decode_concealing(
             return
         except av.error.FFmpegError as err:
             # The demuxer lost its place; asking again resumes after the bad data where it can.
-            first_error = first_error or _ffmpeg_reason(err)
+            first_error = first_error or ffmpeg_reason(err)
             demux_errors_in_row += 1
             on_skip(None)
             if demux_errors_in_row > GIVE_UP_DEMUX_ERRORS:
@@ -272,7 +272,7 @@ def iter_audio(
     damage = damage if damage is not None else DecodeDamage()
     chunk_len = int(chunk_seconds * SAMPLE_RATE)
     with _open(path) as container:
-        stream = _audio_stream(container)
+        stream = audio_stream(container)
         if stream is None:
             raise InvalidMediaError(path, "has no audio stream")
         stream.thread_type = "AUTO"
@@ -421,7 +421,7 @@ def sample_frames(
     damage = damage if damage is not None else DecodeDamage()
     step = 1.0 / fps
     with _open(path) as container:
-        stream = _video_stream(container)
+        stream = video_stream(container)
         if stream is None:
             raise InvalidMediaError(path, "has no video stream")
         stream.thread_type = "AUTO"
@@ -461,7 +461,7 @@ def sample_frames(
                     continue
                 next_time = time + step
                 produced = True
-                yield Frame(time=time, image=_to_rgb(frame, max_side))
+                yield Frame(time=time, image=to_rgb(frame, max_side))
         except _GaveUp as err:
             if not produced:
                 raise InvalidMediaError(path, f"video cannot be decoded ({err.reason})") from None
@@ -487,7 +487,7 @@ def _check_extent(stream: av.stream.Stream, kind: str, decoded: float, slack: fl
                      "(truncated file?)")
 
 
-def _to_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
+def to_rgb(frame: av.VideoFrame, max_side: int) -> np.ndarray:
     scale = min(1.0, max_side / max(frame.width, frame.height))
     width = max(2, round(frame.width * scale / 2) * 2)
     height = max(2, round(frame.height * scale / 2) * 2)

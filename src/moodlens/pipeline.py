@@ -6,10 +6,7 @@ import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
-from functools import lru_cache
 from pathlib import Path
-
-from threadpoolctl import ThreadpoolController
 
 from moodlens import __version__
 from moodlens.analysis import (
@@ -41,6 +38,7 @@ from moodlens.media import AudioSpool, DecodeDamage, MediaInfo, probe
 from moodlens.models.face import is_shipped_export
 from moodlens.models.speaker import load_speaker_encoder
 from moodlens.options import AnalyzeOptions, require_device
+from moodlens.runtime import one_blas_thread
 from moodlens.speakers import SpeakerEvidence, diarize, gather_evidence, voice_labels
 from moodlens.summary import summarize, summarize_speakers
 from moodlens.transcripts import read_transcript
@@ -82,18 +80,8 @@ def analyze(
     """Analyse one media file. Raises a MoodlensError subclass on bad input."""
     options = options or AnalyzeOptions()
     require_device(options.device)
-    # numpy's OpenBLAS busy-waits on its other threads for about 0.1 s after each multithreaded
-    # product (the mel filterbank of every Whisper window is one), taking a core from torch,
-    # onnxruntime and CTranslate2 just when they start; its products here are small enough for
-    # one thread. Only for this call: the caller's own numpy keeps its threads.
-    with _blas_libraries().limit(limits=1, user_api="blas"):
+    with one_blas_thread():
         return _analyze(path, options, progress)
-
-
-@lru_cache(maxsize=1)
-def _blas_libraries() -> ThreadpoolController:
-    # found once (numpy's is loaded with this module): looking them up costs 3 ms a call
-    return ThreadpoolController()
 
 
 def _analyze(path: str | Path, options: AnalyzeOptions, progress: Progress | None) -> Analysis:

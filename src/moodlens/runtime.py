@@ -7,9 +7,15 @@ their workers with it) and MOODLENS_BF16 (0 or 1 forces float32 or bfloat16 on t
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from threadpoolctl import ThreadpoolController
 
 # Each numeric library's own switch, read when it loads, that makes this machine's CPU act as an
 # AVX2-only one (no AVX-512, no bf16), as many users' CPUs are; the benches' --cpu-isa avx2 sets
@@ -26,6 +32,26 @@ def threads() -> int:
 def threads_per_worker(workers: int) -> int:
     """Each of `workers` processes' share of the cores, at least one."""
     return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """numpy's BLAS on one thread within it: an analysis's own products are small enough for one.
+
+    numpy's OpenBLAS busy-waits on its other threads for about 0.1 s after each multithreaded
+    product (the mel filterbank of every Whisper window is one), taking a core from torch,
+    onnxruntime and CTranslate2 just when they start. Only within: the caller's numpy keeps its threads.
+    """
+    with _blas_libraries().limit(limits=1, user_api="blas"):
+        yield
+
+
+@lru_cache(maxsize=1)
+def _blas_libraries() -> ThreadpoolController:
+    from threadpoolctl import ThreadpoolController
+
+    # found once: looking them up costs 3 ms a call
+    return ThreadpoolController()
 
 
 def use_torch_threads() -> None:

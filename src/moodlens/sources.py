@@ -21,7 +21,7 @@ import av.error
 import numpy as np
 
 from moodlens.errors import SourceError
-from moodlens.media import SAMPLE_RATE, Frame, _audio_stream, _ffmpeg_reason, _to_rgb, _video_stream
+from moodlens.media import SAMPLE_RATE, Frame, audio_stream, ffmpeg_reason, to_rgb, video_stream
 
 STDIN = "-"
 # FFmpeg's capture formats, named as `FORMAT:DEVICE` (v4l2:/dev/video0, alsa:default, pulse:default,
@@ -168,7 +168,7 @@ class SourceReader:
         try:
             self._read(container)
         except av.error.FFmpegError as err:
-            self._put(Ended(f"reading failed ({_ffmpeg_reason(err)})"))
+            self._put(Ended(f"reading failed ({ffmpeg_reason(err)})"))
         except Exception as err:  # a decoder bug must end the stream with its reason, not hang the reader
             self._put(Ended(f"reading failed ({type(err).__name__}: {err})"))
         finally:
@@ -189,17 +189,17 @@ class SourceReader:
         except av.error.FFmpegError as err:
             what = {"device": "cannot open the device", "network": "the stream does not answer",
                     "stdin": "not a media stream", "file": "not a readable media stream"}[source.kind]
-            raise SourceError(source.name, f"{what} ({_ffmpeg_reason(err)})") from None
+            raise SourceError(source.name, f"{what} ({ffmpeg_reason(err)})") from None
         except (OSError, ValueError) as err:
             raise SourceError(source.name, f"cannot be opened ({err})") from None
-        audio, video = _audio_stream(container), _video_stream(container)
+        audio, video = audio_stream(container), video_stream(container)
         if audio is None and video is None:
             container.close()
             raise SourceError(source.name, "has no audio or video stream")
         return container
 
     def _read(self, container: av.container.InputContainer) -> None:
-        audio, video = _audio_stream(container), _video_stream(container)
+        audio, video = audio_stream(container), video_stream(container)
         if not self._put(Opened(
                 audio is not None, video is not None, container.format.name,
                 video.codec_context.width if video else None, video.codec_context.height if video else None,
@@ -248,7 +248,7 @@ class SourceReader:
                     if not self.source.waits and self.queue.qsize() >= FRAME_BACKLOG:
                         self.dropped_frames += 1
                         continue
-                    if not self._put(Frame(max(0.0, at), _to_rgb(frame, self.max_side))):
+                    if not self._put(Frame(max(0.0, at), to_rgb(frame, self.max_side))):
                         return
         if audio is not None:
             for out in resampler.resample(None):
@@ -272,7 +272,7 @@ def replay(path: str, sink: BinaryIO, speed: float = 1.0, repeat: int = 1, conta
         outputs: dict[int, av.stream.Stream] = {}
         for _ in range(repeat):
             with av.open(path) as source:
-                streams = [s for s in (_audio_stream(source), _video_stream(source)) if s is not None]
+                streams = [s for s in (audio_stream(source), video_stream(source)) if s is not None]
                 if not outputs:
                     outputs = {s.index: target.add_stream_from_template(s) for s in streams}
                 first = _earliest(path)
@@ -318,7 +318,7 @@ def _earliest(path: str) -> float:
     the container's start time does not say), so a replay's next pass never goes back in time."""
     seen: dict[int, float] = {}
     with av.open(path) as source:
-        streams = [s for s in (_audio_stream(source), _video_stream(source)) if s is not None]
+        streams = [s for s in (audio_stream(source), video_stream(source)) if s is not None]
         for packet in source.demux(streams):
             if packet.pts is not None and packet.dts is not None:
                 at = float(min(packet.pts, packet.dts) * packet.time_base)

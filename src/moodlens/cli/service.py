@@ -93,7 +93,7 @@ def serve(
         3600.0),
     max_live_sessions: Annotated[int | None, typer.Option(
         min=0, help="Live sessions (/v1/live, the Live page) at once; past it, 503 with Retry-After. "
-                    "Default: one per two cores.")] = None,
+                    "Default: one per core.")] = None,
     model_dir: Annotated[Path | None, typer.Option(
         envvar="SM_MODEL_DIR", help="text.safetensors, voice.safetensors, face.safetensors or bundle/ here replace "
                                     "the packaged models; default: /opt/ml/model where it exists (SageMaker).")] = None,

@@ -33,9 +33,17 @@ class TextExpert:
 
     def predict(self, media: MediaContext, utterances: Sequence[Utterance]) -> ExpertOutput:
         media.report(self.name, 0.0)
+        results = self.judge(utterances)
+        media.report(self.name, 1.0)
+        reason = "no speech found" if media.info.has_audio else "no audio stream and no transcript"
+        return finished(self.describe(), results, reason)
+
+    def judge(self, utterances: Sequence[Utterance], only: Sequence[int] | None = None) -> list[ModalityResult | None]:
+        """Each utterance read with the turns before it as context; `only`: just these indices (a
+        live utterance's earlier turns are context, already judged), the others None."""
         # the English of speech in another language (language.py): the model was trained on English
         texts = [u.text_en if u.text_en is not None else u.text for u in utterances]
-        spoken = [i for i, text in enumerate(texts) if text]
+        spoken = [i for i, text in enumerate(texts) if text and (only is None or i in only)]
         turns = self.model.config.context_turns
         pairs = [text_with_context([t for t in texts[: i + 1] if t], turns) for i in spoken]
         emotion, sentiment = self.model.predict([p[0] for p in pairs], [p[1] for p in pairs])
@@ -45,6 +53,4 @@ class TextExpert:
                 Prediction.from_probabilities(EMOTIONS, emotion[row]),
                 Prediction.from_probabilities(SENTIMENTS, sentiment[row]),
                 coverage=1.0, detail={"context_turns": min(index, turns)})
-        media.report(self.name, 1.0)
-        reason = "no speech found" if media.info.has_audio else "no audio stream and no transcript"
-        return finished(self.describe(), results, reason)
+        return results

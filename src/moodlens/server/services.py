@@ -35,9 +35,9 @@ class ServerSettings:
     max_attempts: int = 3  # a job whose worker dies is tried this often, then fails
     warm: bool = True  # load the models when the workers start, not on the first job
     model_dir: Path | None = None  # SageMaker's SM_MODEL_DIR: the models in it replace the packaged ones
-    # /v1/live sessions at once (0: none): one per two cores keeps each within its latency target
-    # (bench/live_latency.py --via websocket --sessions 1 2; docs/live.md)
-    max_live_sessions: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
+    # /v1/live sessions at once (0: none): one per core keeps each within its latency target, with
+    # bf16 or without (bench/live_latency.py --via websocket --sessions 2 3 --bf16 auto 0; docs/live.md)
+    max_live_sessions: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     @property
     def url(self) -> str:
