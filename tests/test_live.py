@@ -310,3 +310,37 @@ def test_two_voices_answering_within_one_pause_are_two_utterances(tmp_path: Path
     for line in lines:
         assert sum(held(span, line) > 0.1 for span in spans) <= 1, (line, spans)
     assert len(spans) >= 4  # Whisper may hear nothing in a sentence, never two in one utterance
+
+
+def test_a_file_read_live_is_judged_as_analyze_judges_it() -> None:
+    """Files and streams share every stage after the words (docs/turns.md, "Files and streams"):
+    read live, no utterance holds two of the demo's lines and every line is heard, and where both
+    paths heard the same words after the same words, the text expert reads them the same."""
+    from moodlens.live import LiveOptions, run_live
+    from moodlens.models.text import load_text_expert
+    from moodlens.options import AnalyzeOptions
+    from moodlens.pipeline import analyze
+    from moodlens.sources import parse_source
+
+    options = AnalyzeOptions(modalities=("text",))
+    filed = analyze(DEMO, options).utterances
+    streamed = run_live(parse_source(str(DEMO)), LiveOptions(options), emit=lambda event: None).utterances
+    assert len(filed) >= 4
+
+    def overlap(a: object, b: object) -> float:
+        return max(0.0, min(a.end, b.end) - max(a.start, b.start))
+
+    for u in streamed:  # a pause inside a line may close a live span; a span never joins two lines
+        assert sum(overlap(u, line) > 0.3 for line in filed) <= 1, (u, filed)
+    for line in filed:
+        assert sum(overlap(u, line) for u in streamed) >= 0.5 * (line.end - line.start), (line, streamed)
+    turns = load_text_expert().config.context_turns  # the turns before it that the text model reads
+    alike = 0
+    for i, line in enumerate(filed):
+        for j, u in enumerate(streamed):
+            if [x.text for x in filed[max(0, i - turns):i + 1]] == [x.text for x in streamed[max(0, j - turns):j + 1]]:
+                alike += 1
+                mine, theirs = u.per_modality["text"], line.per_modality["text"]
+                assert mine.detail == theirs.detail
+                assert mine.emotion.probabilities == pytest.approx(theirs.emotion.probabilities, abs=0.02)
+    assert alike >= 1  # Whisper hears the first line alike both ways, at least
