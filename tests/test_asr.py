@@ -73,6 +73,27 @@ def test_two_boundaries_never_share_a_pause_and_times_never_overlap() -> None:
     assert sum(1.0 <= u.end <= 1.5 and u.end != 2.5 for u in snapped[:-1]) >= 1  # one went to the pause
 
 
+def test_a_line_that_repeats_the_line_beside_it_is_doubted() -> None:
+    from moodlens.asr import _repeats
+
+    heard = [(u, -0.2) for u in [Utterance(0, 1, "Hello there."), Utterance(1, 2, "I'm in the morning."),
+                                 Utterance(2, 3, "I'm in the morning!"), Utterance(3, 4, "Bye."),
+                                 Utterance(4, 5, "...")]]
+    assert [_repeats(heard, k) for k in range(len(heard))] == [False, True, True, False, False]
+
+
+def test_a_lines_own_audio_reaches_its_pads_but_not_the_lines_beside_it() -> None:
+    from moodlens.asr import LINE_PAD_SECONDS, _own_reach
+
+    heard = [(u, -0.2) for u in _said((10.0, 11.0), (11.1, 12.0), (13.0, 14.0))]
+    offset = 10.0  # the chunk's first sample is at 10 s of media time
+    assert _own_reach(heard, 0, offset) == (0, int((11.1 - offset) * 16_000))
+    assert _own_reach(heard, 2, offset) == (int((13.0 - LINE_PAD_SECONDS - offset) * 16_000),
+                                            int((14.0 + LINE_PAD_SECONDS - offset) * 16_000))
+    assert _own_reach(heard, 1, offset, 2) == (int((11.0 - offset) * 16_000),
+                                               int((14.0 + LINE_PAD_SECONDS - offset) * 16_000))
+
+
 def test_recognised_lines_begin_and_end_on_speech_not_in_the_pauses(tmp_path: Path) -> None:
     """Two real actors (RAVDESS 3 and 8) take turns with 0.5 s pauses: every recognised segment
     starts and ends on a line's speech, never in a pause, where Whisper's own times put 0.188 of

@@ -159,6 +159,39 @@ def test_a_video_that_changes_language_is_read_in_each(tmp_path: Path) -> None:
     assert " ".join(u.text_en or "" for u in utterances if u.language == "de").strip()
 
 
+def test_lines_in_another_language_within_one_minute_are_read_in_it(tmp_path: Path) -> None:
+    """Real English (MELD) then eight real German lines (EmoDB), all within one minute of audio:
+    the minute is told English from its first speech, and the German lines, which tiny.en reads
+    unsurely or as one invented line over and over, are each told again and read in German. A
+    minute of German alone keeps every line German."""
+    from moodlens.asr import TranscribeOptions, transcribe
+
+    _multilingual_whisper()
+    pause = np.zeros(int(16_000 * 0.8), np.float32)
+    english = np.concatenate([part for p in sorted(need_shared(MELD_SAMPLES).glob("*.wav"))
+                              for part in (_samples(p), pause)])
+    german = np.concatenate([part for p in _emodb(8) for part in (_samples(p), pause)])
+    split = english.size / 16_000
+
+    def read(audio: np.ndarray, name: str) -> list:
+        path = tmp_path / name
+        with wave.open(str(path), "wb") as handle:
+            handle.setnchannels(1)
+            handle.setsampwidth(2)
+            handle.setframerate(16_000)
+            handle.writeframes((np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes())
+        return list(transcribe(path, TranscribeOptions()))
+
+    mixed = read(np.concatenate([english, german]), "mixed.wav")
+    shown = [(round(u.start, 1), u.language, u.text) for u in mixed]
+    assert all(u.language == "en" for u in mixed if u.end <= split), shown
+    after = [u for u in mixed if u.start >= split - 0.2]
+    told = sum(u.duration for u in after if u.language == "de" and (u.text_en or "").strip())
+    assert told >= 0.5 * sum(u.duration for u in after), shown
+    alone = read(german, "german.wav")
+    assert alone and all(u.language == "de" for u in alone), [(u.language, u.text) for u in alone]
+
+
 def test_silence_gets_no_invented_language(media_dir: Path) -> None:
     from moodlens.asr import TranscribeOptions, load_asr_model
     from moodlens.language import detect_language

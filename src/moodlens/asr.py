@@ -1,4 +1,5 @@
-"""Speech recognition: faster-whisper over Silero VAD, chunk by chunk, each chunk in its language.
+"""Speech recognition: faster-whisper over Silero VAD, chunk by chunk, each chunk in its language,
+and each line that Whisper read unsurely told again on its own.
 
 What it yields are Utterances (utterances.py); transcript files are read by transcripts.py instead.
 """
@@ -9,6 +10,7 @@ import itertools
 import os
 import re
 import threading
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -24,6 +26,7 @@ from moodlens.language import (
     MULTILINGUAL_MODEL,
     LanguageGuess,
     detect_language,
+    glance_language,
     speech_only,
     trim_padding,
 )
@@ -231,27 +234,80 @@ class LanguageReader:
         self.notes = notes
         self.english = load_asr_model(options)
         self.last: LanguageGuess | None = None  # for a chunk with too little speech to tell
+        # lines told one by one where the language was not given (live keeps a language once told
+        # surely, by changing `options.language`, and still tells doubtful lines)
+        self.retell = options.language == AUTO
+        self.told_lines: deque[tuple[float, str]] = deque()  # (start, language) of lines told in another
 
     def read(self, samples: np.ndarray, offset: float) -> Iterator[Utterance]:
         guess = self.language(samples)
-        if guess.code in (ENGLISH, None) or not self.multilingual():
-            utterances = self._snapped(_transcribe_piece(self.english, samples, offset, self.options, ENGLISH), samples,
-                                     offset)
-            yield from (replace(u, language=ENGLISH, language_probability=guess.probability) for u in utterances)
-            return
-        model = self.multilingual()
-        assert model is not None and guess.code is not None
-        heard = list(_transcribe_piece(model, samples, offset, self.options, guess.code))
+        heard = self._read_in(guess, samples, offset)
+        if self.retell:
+            heard = self._retold(heard, samples, offset)
+        yield from self._snapped([utterance for utterance, _ in heard], samples, offset)
+
+    def _read_in(self, guess: LanguageGuess, samples: np.ndarray, offset: float) -> list[tuple[Utterance, float]]:
+        """`samples` read in the language `guess` tells, each utterance with the log-probability
+        Whisper gave its segment; on Whisper's own times, before they move onto the speech."""
+        model = self.multilingual() if guess.code not in (ENGLISH, None) else None
+        if model is None:
+            return [(replace(u, language=ENGLISH, language_probability=guess.probability), sure)
+                    for u, sure in _read_segments(self.english, samples, offset, self.options, ENGLISH)]
+        assert guess.code is not None
+        heard = list(_read_segments(model, samples, offset, self.options, guess.code))
         if not heard:
-            return
+            return []
         # one translating pass over the chunk, not one per utterance: each pass encodes whole
         # 30 s windows, and a chunk of short lines would pay for one window a line
         english = _transcribe_piece(model, samples, offset, replace(self.options, split_sentences=False), guess.code,
                                     task="translate")
         # matched on Whisper's own times, which both passes share, before they move onto the speech
-        texts = assign_translations(heard, list(english))
-        for utterance, text in zip(self._snapped(heard, samples, offset), texts, strict=True):
-            yield replace(utterance, language=guess.code, language_probability=guess.probability, text_en=text)
+        texts = assign_translations([u for u, _ in heard], list(english))
+        return [(replace(u, language=guess.code, language_probability=guess.probability, text_en=text), sure)
+                for (u, sure), text in zip(heard, texts, strict=True)]
+
+    def _retold(self, heard: list[tuple[Utterance, float]], samples: np.ndarray,
+                offset: float) -> list[tuple[Utterance, float]]:
+        """`heard` with each line that Whisper read unsurely (UNSURE_LOGPROB) told again on its own,
+        and each run of lines told surely in another language than their chunk's read again in it.
+        A chunk is told once, from its first 30 s of speech, so without this a line in another
+        language among a minute of one is read as garbled text in that one."""
+        model = self.multilingual()
+        if model is None or not heard:
+            return heard
+        told: list[LanguageGuess | None] = []
+        for k, (utterance, sure) in enumerate(heard):
+            guess = None
+            if sure < UNSURE_LOGPROB or _repeats(heard, k):
+                first, last = _own_reach(heard, k, offset)
+                guess = glance_language(model, speech_only(samples[first:last], self.options.vad_threshold))
+            if guess is None or guess.code in (None, utterance.language) or (guess.probability or 0) < SWITCH_ABOVE:
+                told.append(None)
+                continue
+            told.append(guess)
+            self.told_lines.append((utterance.start, guess.code))
+        while self.told_lines and self.told_lines[0][0] < heard[-1][0].end - SWITCH_WITHIN_SECONDS:
+            self.told_lines.popleft()
+        lines_in = Counter(code for _, code in self.told_lines)
+        switched = [g if g is not None and lines_in[g.code] >= SWITCH_LINES else None for g in told]
+        out: list[tuple[Utterance, float]] = []
+        k = 0
+        while k < len(heard):
+            language = switched[k]
+            if language is None:
+                out.append(heard[k])
+                k += 1
+                continue
+            run = k
+            while run + 1 < len(heard) and (after := switched[run + 1]) is not None and after.code == language.code:
+                run += 1
+            first, last = _own_reach(heard, k, offset, run)
+            probabilities = [g.probability or 0.0 for g in switched[k:run + 1] if g is not None]
+            again = self._read_in(LanguageGuess(language.code, round(float(np.mean(probabilities)), 4)),
+                                  samples[first:last], offset + first / SAMPLE_RATE)
+            out.extend(again or heard[k:run + 1])  # nothing heard the second time: keep the first reading
+            k = run + 1
+        return out
 
     def _snapped(self, heard: Iterable[Utterance], samples: np.ndarray, offset: float) -> list[Utterance]:
         heard = list(heard)
@@ -303,6 +359,14 @@ def _transcribe_piece(
     model: WhisperModel, samples: np.ndarray, offset: float, options: TranscribeOptions, language: str = ENGLISH,
     task: str = "transcribe",
 ) -> Iterator[Utterance]:
+    return (utterance for utterance, _ in _read_segments(model, samples, offset, options, language, task))
+
+
+def _read_segments(
+    model: WhisperModel, samples: np.ndarray, offset: float, options: TranscribeOptions, language: str = ENGLISH,
+    task: str = "transcribe",
+) -> Iterator[tuple[Utterance, float]]:
+    """Utterances, each with its Whisper segment's average log-probability per token."""
     multilingual = model.model.is_multilingual
     segments, _ = model.transcribe(
         samples,
@@ -325,7 +389,53 @@ def _transcribe_piece(
         ]
         for start, end, text in pieces:
             if text:
-                yield Utterance(start=offset + start, end=offset + end, text=text)
+                yield Utterance(start=offset + start, end=offset + end, text=text), segment.avg_logprob
+
+
+# A line whose language may not be its chunk's is told again on its own (LanguageReader._retold):
+# one that Whisper read unsurely, as it reads speech in a language it was not told. faster-whisper
+# gives every segment its 30 s window's average token log-probability. On bench/language_id.py
+# --mixed's kind of files (a throwaway count over 34 of them), windows under -0.6 held 93 of the
+# 116 lines of files that mix languages, 10 of 153 in files of one language, none of them English;
+# alone, tiny.en read 38 of 40 German and 39 of 40 Spanish lines under -0.7, and 1 of 40 English
+# lines (RAVDESS actors 17-20) and 3 of the 11 MELD clips. A look costs about 0.1 s.
+UNSURE_LOGPROB = -0.6
+# A line is read again in another language where its own look tells it with at least SWITCH_ABOVE,
+# and SWITCH_LINES lines within SWITCH_WITHIN_SECONDS were told in it: one short line's look is
+# often wrong (Spanish film lines alone were told Greek or Catalan), a language really spoken is
+# heard on more than one line. Chosen on bench/language_id.py --mixed's lines (a throwaway sweep
+# of -0.7/-0.6/-0.5, 0.5/0.65/0.8, one or two lines): no line of the one-language files changed.
+SWITCH_ABOVE = 0.65
+SWITCH_LINES = 2
+SWITCH_WITHIN_SECONDS = 90.0
+# Either side of a line's Whisper times, for its own look and its second reading: Whisper's times
+# drift by up to a second, but never into the lines beside it.
+LINE_PAD_SECONDS = 0.4
+
+
+def _repeats(heard: Sequence[tuple[Utterance, float]], k: int) -> bool:
+    """Whether line `k` says what a line beside it says: Whisper's loop on speech it cannot read,
+    which it writes confidently (German lines read by tiny.en, in a throwaway run, came out as
+    "I'm in the morning." six times, in a window whose log-probability was -0.47)."""
+    def words(i: int) -> str:
+        return " ".join(re.findall(r"\w+", heard[i][0].text.lower())) if 0 <= i < len(heard) else ""
+
+    own = words(k)
+    return bool(own) and own in (words(k - 1), words(k + 1))
+
+
+def _own_reach(heard: Sequence[tuple[Utterance, float]], first: int, offset: float,
+               last: int | None = None) -> tuple[int, int]:
+    """The samples (from the chunk's first) of lines `first`..`last` with LINE_PAD_SECONDS either
+    side, no further than the lines beside them."""
+    last = first if last is None else last
+    start = heard[first][0].start - LINE_PAD_SECONDS
+    end = heard[last][0].end + LINE_PAD_SECONDS
+    if first > 0:
+        start = max(start, heard[first - 1][0].end)
+    if last + 1 < len(heard):
+        end = min(end, heard[last + 1][0].start)
+    return max(int((start - offset) * SAMPLE_RATE), 0), max(int((end - offset) * SAMPLE_RATE), 0)
 
 
 # Whisper's segment times drift, late more often than early: on the spoken dev dialogues 0.188 of
