@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 import random
-import wave
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from moodlens.analysis import validate
+from moodlens.analysis import UtteranceResult, validate
 from moodlens.errors import ModelNotFoundError, TranscriptError
 from moodlens.language import (
     ENGLISH_SHARE,
@@ -22,7 +22,9 @@ from moodlens.language import (
     trim_padding,
 )
 from moodlens.options import AnalyzeOptions
+from moodlens.utterances import Utterance
 from tests.conftest import MELD_DIR, SHARED, need_shared
+from tests.media_factory import lines_joined, write_wav
 
 EMODB = SHARED / "data" / "speech" / "emodb"
 XED = SHARED / "data" / "xed" / "Projections"
@@ -143,13 +145,7 @@ def test_a_video_that_changes_language_is_read_in_each(tmp_path: Path) -> None:
     english = np.concatenate([_samples(p) for p in sorted(need_shared(MELD_SAMPLES).glob("*.wav"))])
     german = np.concatenate([_samples(p) for p in _emodb(4)])
     pause = np.zeros(16_000 * 2, np.float32)
-    path = tmp_path / "mixed.wav"
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(16_000)
-        audio = np.concatenate([english, pause, german])
-        handle.writeframes((np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes())
+    path = write_wav(tmp_path / "mixed.wav", np.concatenate([english, pause, german]))
     split = english.size / 16_000 + 1.0
     chunk = split + 1.0  # the first chunk holds the English; the cut lands in the pause
     utterances = list(transcribe(path, TranscribeOptions(chunk_seconds=chunk)))
@@ -167,29 +163,23 @@ def test_lines_in_another_language_within_one_minute_are_read_in_it(tmp_path: Pa
     from moodlens.asr import TranscribeOptions, transcribe
 
     _multilingual_whisper()
-    pause = np.zeros(int(16_000 * 0.8), np.float32)
-    english = np.concatenate([part for p in sorted(need_shared(MELD_SAMPLES).glob("*.wav"))
-                              for part in (_samples(p), pause)])
-    german = np.concatenate([part for p in _emodb(8) for part in (_samples(p), pause)])
+    english = lines_joined(sorted(need_shared(MELD_SAMPLES).glob("*.wav")))
+    german = lines_joined(_emodb(8))
     split = english.size / 16_000
-
-    def read(audio: np.ndarray, name: str) -> list:
-        path = tmp_path / name
-        with wave.open(str(path), "wb") as handle:
-            handle.setnchannels(1)
-            handle.setsampwidth(2)
-            handle.setframerate(16_000)
-            handle.writeframes((np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes())
-        return list(transcribe(path, TranscribeOptions()))
-
-    mixed = read(np.concatenate([english, german]), "mixed.wav")
-    shown = [(round(u.start, 1), u.language, u.text) for u in mixed]
-    assert all(u.language == "en" for u in mixed if u.end <= split), shown
-    after = [u for u in mixed if u.start >= split - 0.2]
-    told = sum(u.duration for u in after if u.language == "de" and (u.text_en or "").strip())
-    assert told >= 0.5 * sum(u.duration for u in after), shown
-    alone = read(german, "german.wav")
+    mixed = list(transcribe(write_wav(tmp_path / "mixed.wav", np.concatenate([english, german])), TranscribeOptions()))
+    assert_read_in_each(mixed, split)
+    alone = list(transcribe(write_wav(tmp_path / "german.wav", german), TranscribeOptions()))
     assert alone and all(u.language == "de" for u in alone), [(u.language, u.text) for u in alone]
+
+
+def assert_read_in_each(utterances: Sequence[Utterance | UtteranceResult], split: float) -> None:
+    """English before `split` (seconds), and at least half of the speech after it read in German,
+    with the English the text model reads."""
+    shown = [(round(u.start, 1), u.language, u.text) for u in utterances]
+    assert all(u.language == "en" for u in utterances if u.end <= split), shown
+    after = [u for u in utterances if u.start >= split - 0.2]
+    told = sum(u.end - u.start for u in after if u.language == "de" and (u.text_en or "").strip())
+    assert after and told >= 0.5 * sum(u.end - u.start for u in after), shown
 
 
 def test_silence_gets_no_invented_language(media_dir: Path) -> None:

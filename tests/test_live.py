@@ -24,7 +24,7 @@ from moodlens.live import AudioRing
 from moodlens.media import read_audio
 from moodlens.sources import replay
 from tests.conftest import DEMO, SHARED, need_shared
-from tests.media_factory import voiced_part, write_media
+from tests.media_factory import lines_joined, voiced_part, write_media, write_wav
 
 
 @dataclass
@@ -310,6 +310,23 @@ def test_two_voices_answering_within_one_pause_are_two_utterances(tmp_path: Path
     for line in lines:
         assert sum(held(span, line) > 0.1 for span in spans) <= 1, (line, spans)
     assert len(spans) >= 4  # Whisper may hear nothing in a sentence, never two in one utterance
+
+
+def test_a_stream_that_changes_language_reads_the_new_one_once_it_is_heard(tmp_path: Path) -> None:
+    """Real English (MELD) then eight real German lines (EmoDB): the stream's language is told
+    English and kept, and the German utterances, read unsurely in it, are told again and read in
+    German once two of them are (tests/test_language.py checks the same for a file)."""
+    from moodlens.live import LiveOptions, run_live
+    from moodlens.options import AnalyzeOptions
+    from moodlens.sources import parse_source
+    from tests.test_language import MELD_SAMPLES, _emodb, _multilingual_whisper, assert_read_in_each
+
+    _multilingual_whisper()
+    english = lines_joined(sorted(need_shared(MELD_SAMPLES).glob("*.wav")))
+    path = write_wav(tmp_path / "mixed.wav", np.concatenate([english, lines_joined(_emodb(8))]))
+    analysis = run_live(parse_source(str(path)), LiveOptions(AnalyzeOptions(modalities=("text",), diarize=False)),
+                        emit=lambda event: None)
+    assert_read_in_each(analysis.utterances, english.size / 16_000)
 
 
 def test_a_file_read_live_is_judged_as_analyze_judges_it() -> None:
