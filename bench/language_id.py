@@ -179,9 +179,8 @@ def real_lines(emofilm: Path | None) -> dict[str, list[Path]]:
 
 def joined(picks: list[tuple[str, Path]], rng: np.random.Generator, wav: Path) -> list[tuple[float, float, str]]:
     """The picked lines joined into `wav` with pauses; each line's (start, end, language)."""
-    import wave
-
     from faster_whisper.vad import VadOptions, get_speech_timestamps
+    from scripts.spoken_dialogues import write_wav
 
     from moodlens.media import SAMPLE_RATE, read_audio
 
@@ -195,12 +194,7 @@ def joined(picks: list[tuple[str, Path]], rng: np.random.Generator, wav: Path) -
         pause = float(rng.uniform(0.5, 1.0))
         parts.append(np.zeros(int(pause * SAMPLE_RATE), np.float32))
         at += audio.size / SAMPLE_RATE + pause
-    samples = np.concatenate(parts)
-    with wave.open(str(wav), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(SAMPLE_RATE)
-        handle.writeframes((np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes())
+    write_wav(wav, np.concatenate(parts), SAMPLE_RATE)
     return truth
 
 

@@ -79,11 +79,12 @@ def srt_time(seconds: float) -> str:
     return f"{millis // 3_600_000:02d}:{millis // 60_000 % 60:02d}:{millis // 1000 % 60:02d},{millis % 1000:03d}"
 
 
-def write_wav(path: Path, samples: np.ndarray) -> None:
+def write_wav(path: Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
+    """16-bit mono PCM of `samples` (floats in [-1, 1]) at `rate`."""
     with wave.open(str(path), "wb") as handle:
         handle.setnchannels(1)
         handle.setsampwidth(2)
-        handle.setframerate(SAMPLE_RATE)
+        handle.setframerate(rate)
         handle.writeframes((np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes())
 
 

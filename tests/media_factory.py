@@ -155,18 +155,6 @@ def voiced_part(path: Path) -> np.ndarray:
     return samples[loud[0] * 320:(loud[-1] + 1) * 320]
 
 
-def write_wav(path: Path, samples: np.ndarray, rate: int = 16_000) -> Path:
-    """16-bit mono PCM."""
-    import wave
-
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(rate)
-        handle.writeframes((np.clip(samples, -1, 1) * 32767).astype(np.int16).tobytes())
-    return path
-
-
 def lines_joined(paths: list[Path], pause: float = 0.8) -> np.ndarray:
     """Each file's 16 kHz audio followed by `pause` seconds of silence, one after another."""
     from moodlens.media import iter_audio

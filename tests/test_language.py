@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scripts.spoken_dialogues import write_wav
 
 from moodlens.analysis import UtteranceResult, validate
 from moodlens.errors import ModelNotFoundError, TranscriptError
@@ -24,7 +25,7 @@ from moodlens.language import (
 from moodlens.options import AnalyzeOptions
 from moodlens.utterances import Utterance
 from tests.conftest import MELD_DIR, SHARED, need_shared
-from tests.media_factory import lines_joined, write_wav
+from tests.media_factory import lines_joined
 
 EMODB = SHARED / "data" / "speech" / "emodb"
 XED = SHARED / "data" / "xed" / "Projections"
@@ -145,7 +146,8 @@ def test_a_video_that_changes_language_is_read_in_each(tmp_path: Path) -> None:
     english = np.concatenate([_samples(p) for p in sorted(need_shared(MELD_SAMPLES).glob("*.wav"))])
     german = np.concatenate([_samples(p) for p in _emodb(4)])
     pause = np.zeros(16_000 * 2, np.float32)
-    path = write_wav(tmp_path / "mixed.wav", np.concatenate([english, pause, german]))
+    path = tmp_path / "mixed.wav"
+    write_wav(path, np.concatenate([english, pause, german]), 16_000)
     split = english.size / 16_000 + 1.0
     chunk = split + 1.0  # the first chunk holds the English; the cut lands in the pause
     utterances = list(transcribe(path, TranscribeOptions(chunk_seconds=chunk)))
@@ -166,9 +168,11 @@ def test_lines_in_another_language_within_one_minute_are_read_in_it(tmp_path: Pa
     english = lines_joined(sorted(need_shared(MELD_SAMPLES).glob("*.wav")))
     german = lines_joined(_emodb(8))
     split = english.size / 16_000
-    mixed = list(transcribe(write_wav(tmp_path / "mixed.wav", np.concatenate([english, german])), TranscribeOptions()))
+    write_wav(tmp_path / "mixed.wav", np.concatenate([english, german]), 16_000)
+    write_wav(tmp_path / "german.wav", german, 16_000)
+    mixed = list(transcribe(tmp_path / "mixed.wav", TranscribeOptions()))
     assert_read_in_each(mixed, split)
-    alone = list(transcribe(write_wav(tmp_path / "german.wav", german), TranscribeOptions()))
+    alone = list(transcribe(tmp_path / "german.wav", TranscribeOptions()))
     assert alone and all(u.language == "de" for u in alone), [(u.language, u.text) for u in alone]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import jsonschema
 import numpy as np
 import pytest
+from scripts.spoken_dialogues import write_wav
 
 from moodlens.analysis import validate
 from moodlens.events import validate_event
@@ -24,7 +25,7 @@ from moodlens.live import AudioRing
 from moodlens.media import read_audio
 from moodlens.sources import replay
 from tests.conftest import DEMO, SHARED, need_shared
-from tests.media_factory import lines_joined, voiced_part, write_media, write_wav
+from tests.media_factory import lines_joined, voiced_part, write_media
 
 
 @dataclass
@@ -323,7 +324,8 @@ def test_a_stream_that_changes_language_reads_the_new_one_once_it_is_heard(tmp_p
 
     _multilingual_whisper()
     english = lines_joined(sorted(need_shared(MELD_SAMPLES).glob("*.wav")))
-    path = write_wav(tmp_path / "mixed.wav", np.concatenate([english, lines_joined(_emodb(8))]))
+    path = tmp_path / "mixed.wav"
+    write_wav(path, np.concatenate([english, lines_joined(_emodb(8))]), 16_000)
     analysis = run_live(parse_source(str(path)), LiveOptions(AnalyzeOptions(modalities=("text",), diarize=False)),
                         emit=lambda event: None)
     assert_read_in_each(analysis.utterances, english.size / 16_000)
