@@ -94,6 +94,17 @@ def test_a_lines_own_audio_reaches_its_pads_but_not_the_lines_beside_it() -> Non
                                                int((14.0 + LINE_PAD_SECONDS - offset) * 16_000))
 
 
+def test_speech_that_no_line_covers_becomes_an_empty_line_to_be_told_again() -> None:
+    from moodlens.asr import LanguageReader, TranscribeOptions
+
+    reader = LanguageReader(TranscribeOptions(), [])
+    heard = [(Utterance(1.0, 2.0, "Hello.", language="en"), -0.2)]
+    regions = [(0.1, 0.5), (1.2, 1.8), (3.0, 3.6), (3.9, 4.5)]  # too short, heard, two joined across 0.3 s
+    found = reader._with_unheard(heard, reader.language(np.zeros(0, np.float32)), regions)
+    assert [(u.start, u.end, u.text) for u, _ in found] == [(1.0, 2.0, "Hello."), (3.0, 4.5, "")]
+    assert found[1][1] == float("-inf") and found[1][0].language == "en"
+
+
 def test_recognised_lines_begin_and_end_on_speech_not_in_the_pauses(tmp_path: Path) -> None:
     """Two real actors (RAVDESS 3 and 8) take turns with 0.5 s pauses: every recognised segment
     starts and ends on a line's speech, never in a pause, where Whisper's own times put 0.188 of

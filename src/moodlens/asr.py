@@ -23,6 +23,7 @@ from moodlens.errors import ModelNotFoundError
 from moodlens.language import (
     AUTO,
     ENGLISH,
+    MIN_SPEECH_SECONDS,
     MULTILINGUAL_MODEL,
     LanguageGuess,
     detect_language,
@@ -242,9 +243,34 @@ class LanguageReader:
     def read(self, samples: np.ndarray, offset: float) -> Iterator[Utterance]:
         guess = self.language(samples)
         heard = self._read_in(guess, samples, offset)
+        if not self.retell and not self.options.snap_to_speech:
+            yield from (utterance for utterance, _ in heard)
+            return
+        regions = [(offset + start, offset + end) for start, end in speech_regions(samples, self.options.vad_threshold)]
         if self.retell:
-            heard = self._retold(heard, samples, offset)
-        yield from self._snapped([utterance for utterance, _ in heard], samples, offset)
+            heard = self._retold(self._with_unheard(heard, guess, regions), samples, offset)
+        lines = [utterance for utterance, _ in heard if utterance.text]
+        yield from snap_to_speech(lines, regions) if self.options.snap_to_speech else lines
+
+    def _with_unheard(self, heard: list[tuple[Utterance, float]], guess: LanguageGuess,
+                      regions: Sequence[tuple[float, float]]) -> list[tuple[Utterance, float]]:
+        """`heard` with an empty line for each stretch of speech (`regions` joined across pauses
+        under UNHEARD_PAUSE_SECONDS; at least MIN_SPEECH_SECONDS) that no line overlaps: Whisper
+        told one language drops lines in another (English lines among German ones, in
+        bench/language_id.py --mixed), and an empty line is doubted like an unsure one. One still
+        empty after _retold is dropped."""
+        language = guess.code if guess.code is not None and self.multilingual() is not None else ENGLISH
+        stretches: list[list[float]] = []
+        for start, end in regions:
+            if stretches and start - stretches[-1][1] < UNHEARD_PAUSE_SECONDS:
+                stretches[-1][1] = end
+            else:
+                stretches.append([start, end])
+        found = list(heard)
+        for start, end in stretches:
+            if end - start >= MIN_SPEECH_SECONDS and not any(u.start < end and u.end > start for u, _ in heard):
+                found.append((Utterance(round(start, 3), round(end, 3), "", language=language), float("-inf")))
+        return sorted(found, key=lambda pair: pair[0].start)
 
     def _read_in(self, guess: LanguageGuess, samples: np.ndarray, offset: float) -> list[tuple[Utterance, float]]:
         """`samples` read in the language `guess` tells, each utterance with the log-probability
@@ -268,8 +294,9 @@ class LanguageReader:
 
     def _retold(self, heard: list[tuple[Utterance, float]], samples: np.ndarray,
                 offset: float) -> list[tuple[Utterance, float]]:
-        """`heard` with each line that Whisper read unsurely (UNSURE_LOGPROB) told again on its own,
-        and each run of lines told surely in another language than their chunk's read again in it.
+        """`heard` with each line that Whisper read unsurely (UNSURE_LOGPROB), that repeats the line
+        beside it, or that is empty (_with_unheard) told again on its own, and each run of lines
+        told surely in another language than their chunk's read again in it.
         A chunk is told once, from its first 30 s of speech, so without this a line in another
         language among a minute of one is read as garbled text in that one."""
         model = self.multilingual()
@@ -308,13 +335,6 @@ class LanguageReader:
             out.extend(again or heard[k:run + 1])  # nothing heard the second time: keep the first reading
             k = run + 1
         return out
-
-    def _snapped(self, heard: Iterable[Utterance], samples: np.ndarray, offset: float) -> list[Utterance]:
-        heard = list(heard)
-        if not self.options.snap_to_speech or not heard:
-            return heard
-        regions = [(offset + start, offset + end) for start, end in speech_regions(samples, self.options.vad_threshold)]
-        return snap_to_speech(heard, regions)
 
     def glimpse(self, samples: np.ndarray, offset: float) -> str:
         """What speech not yet ended says so far, as a preview: read in the language already told
@@ -411,6 +431,7 @@ SWITCH_WITHIN_SECONDS = 90.0
 # Either side of a line's Whisper times, for its own look and its second reading: Whisper's times
 # drift by up to a second, but never into the lines beside it.
 LINE_PAD_SECONDS = 0.4
+UNHEARD_PAUSE_SECONDS = 0.5
 
 
 def _repeats(heard: Sequence[tuple[Utterance, float]], k: int) -> bool:
