@@ -98,8 +98,9 @@ QUICK_PADDING_SECONDS = 2.0
 
 def glance_language(model: WhisperModel, speech: np.ndarray) -> LanguageGuess:
     """The language of a short stretch of `speech` (voiced 16 kHz samples, one line or a few) from
-    the quick look alone: on single real lines of 2-4 s it is right as often as the whole window,
-    at a quarter of the encoder's time (bench/language_id.py --mixed)."""
+    the quick look alone: on single real lines it was right about as often as the whole window, at
+    a quarter of the encoder's time (a throwaway count over 40 EmoDB, 40 EmoFilm and 40 RAVDESS
+    files and the 11 MELD clips: 116 right against 118; 0.09-0.11 s a look against 0.38 s)."""
     if speech.size < MIN_SPEECH_SECONDS * SAMPLE_RATE:
         return LanguageGuess(None, None, "too little speech to tell the language")
     code, probability = _language_token(model, speech[: int(QUICK_SECONDS * SAMPLE_RATE)], QUICK_PADDING_SECONDS)
