@@ -132,19 +132,13 @@ def test_language_given_skips_detection() -> None:
     assert english.language["code"] == "en" and all(u.text_en is None for u in english.utterances)
 
 
-def _samples(path: Path) -> np.ndarray:
-    from moodlens.media import iter_audio
-
-    return np.concatenate([chunk for _, chunk in iter_audio(path, 60.0)])
-
-
 def test_a_video_that_changes_language_is_read_in_each(tmp_path: Path) -> None:
     """Real English (MELD) then real German (EmoDB), a pause between: each part in its language."""
     from moodlens.asr import TranscribeOptions, transcribe
 
     _multilingual_whisper()
-    english = np.concatenate([_samples(p) for p in sorted(need_shared(MELD_SAMPLES).glob("*.wav"))])
-    german = np.concatenate([_samples(p) for p in _emodb(4)])
+    english = lines_joined(sorted(need_shared(MELD_SAMPLES).glob("*.wav")), pause=0.0)
+    german = lines_joined(_emodb(4), pause=0.0)
     pause = np.zeros(16_000 * 2, np.float32)
     path = tmp_path / "mixed.wav"
     write_wav(path, np.concatenate([english, pause, german]), 16_000)

@@ -248,7 +248,10 @@ class LanguageReader:
             return
         regions = [(offset + start, offset + end) for start, end in speech_regions(samples, self.options.vad_threshold)]
         if self.retell:
-            heard = self._retold(self._with_unheard(heard, guess, regions), samples, offset)
+            heard = self._with_unheard(heard, guess, regions)
+            # a chunk of one line was told from the same speech a moment ago: no second look
+            if len(heard) > 1 or guess.given or guess.code is None:
+                heard = self._retold(heard, samples, offset)
         lines = [utterance for utterance, _ in heard if utterance.text]
         yield from snap_to_speech(lines, regions) if self.options.snap_to_speech else lines
 
